@@ -1,0 +1,21 @@
+"""viton-tf: image-based virtual try-on (VITON, CVPR 2018) in TensorFlow/Keras."""
+from setuptools import find_packages, setup
+
+setup(
+    name="viton-tf",
+    version="0.1.0",
+    description="Image-based virtual try-on (VITON) in TensorFlow/Keras, from training to TF Serving.",
+    python_requires=">=3.11",
+    packages=find_packages(include=["viton_tf", "viton_tf.*", "training", "export", "serving"]),
+    include_package_data=True,
+    install_requires=[
+        "tensorflow==2.21.0",
+        "tensorflow-serving-api==2.21.0",
+        "opencv-contrib-python-headless==5.0.0.93",
+        "numpy>=1.26,<3",
+        "scipy>=1.13",
+        "tqdm>=4.66",
+    ],
+    extras_require={"test": ["pytest>=8"]},
+    entry_points={"console_scripts": ["viton-tf=viton_tf.cli:main"]},
+)

@@ -1,0 +1,251 @@
+"""`viton-tf`: parses arguments and hands them to the jobs.
+
+Each subcommand imports its job lazily, so `viton-tf synth --help` (and `synth` itself)
+never pays for importing TensorFlow.
+"""
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from viton_tf.errors import UserError
+
+
+def _existing_dir(value: str) -> Path:
+    path = Path(value)
+    if not path.is_dir():
+        raise argparse.ArgumentTypeError(f"no such folder: {value}")
+    return path
+
+
+def _existing_file(value: str) -> Path:
+    path = Path(value)
+    if not path.is_file():
+        raise argparse.ArgumentTypeError(f"no such file: {value}")
+    return path
+
+
+def _positive_int(value: str) -> int:
+    try:
+        number = int(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not an integer: {value!r}") from None
+    if number <= 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {number}")
+    return number
+
+
+def _multiple_of_16(value: str) -> int:
+    number = _positive_int(value)
+    if number % 16:
+        raise argparse.ArgumentTypeError(f"must be a multiple of 16, got {number}")
+    return number
+
+
+def _fraction(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not 0.0 <= number < 1.0:
+        raise argparse.ArgumentTypeError(f"must be in [0, 1), got {number}")
+    return number
+
+
+def _categories(value: str) -> tuple[str, ...]:
+    from viton_tf.config import CATEGORY_LABELS
+
+    names = tuple(name.strip() for name in value.split(",") if name.strip())
+    unknown = [name for name in names if name not in CATEGORY_LABELS]
+    if unknown or not names:
+        raise argparse.ArgumentTypeError(
+            f"unknown categories {unknown}; choose from {sorted(CATEGORY_LABELS)}")
+    return names
+
+
+def _add_size(parser: argparse.ArgumentParser, height: int = 256, width: int = 192) -> None:
+    parser.add_argument("--height", type=_multiple_of_16, default=height, help="image height (multiple of 16)")
+    parser.add_argument("--width", type=_multiple_of_16, default=width, help="image width (multiple of 16)")
+
+
+# --- handlers: each imports its job only when it runs -------------------------------
+
+def _synth(args: argparse.Namespace) -> int:
+    from viton_tf.config import SynthConfig
+    from viton_tf.data.synthetic import write_world
+
+    config = SynthConfig(pairs=args.pairs, height=args.height, width=args.width, seed=args.seed,
+                         test_fraction=args.test_fraction, categories=args.categories)
+    write_world(args.out, config, progress=not args.quiet)
+    return 0
+
+
+def _demo(args: argparse.Namespace) -> int:
+    from training.demo import run_demo
+
+    return run_demo(out=args.out, work=args.work, quick=args.quick)
+
+
+def _train(args: argparse.Namespace) -> int:
+    from training.train import run_training
+
+    return run_training(args)
+
+
+def _warp_eval(args: argparse.Namespace) -> int:
+    from viton_tf.warp.evaluate import run_warp_eval
+
+    return run_warp_eval(args)
+
+
+def _export(args: argparse.Namespace) -> int:
+    from export.export import run_export
+
+    return run_export(args)
+
+
+def _serve(args: argparse.Namespace) -> int:
+    from serving.server import run_server
+
+    return run_server(args)
+
+
+def _client(args: argparse.Namespace) -> int:
+    from serving.client import run_client
+
+    return run_client(args)
+
+
+def _evaluate(args: argparse.Namespace) -> int:
+    from training.evaluate import run_evaluate
+
+    return run_evaluate(args)
+
+
+def _prepare(args: argparse.Namespace) -> int:
+    from viton_tf.prepare import run_prepare
+
+    return run_prepare(args)
+
+
+def _tryon(args: argparse.Namespace) -> int:
+    from export.tryon import run_tryon
+
+    return run_tryon(args)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="viton-tf", description="Image-based virtual try-on (VITON) in TensorFlow/Keras.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = sub.add_parser("synth", help="generate the synthetic try-on world (VITON-HD layout)")
+    p.add_argument("--out", type=Path, required=True, help="output folder")
+    p.add_argument("--pairs", type=_positive_int, default=64, help="number of person/garment pairs")
+    _add_size(p)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--test-fraction", type=_fraction, default=0.25, help="share of pairs in the test split")
+    p.add_argument("--categories", type=_categories, default=("upper",),
+                   help="comma-separated garment categories: upper,lower,full")
+    p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.set_defaults(handler=_synth)
+
+    p = sub.add_parser("demo", help="the main job: synthesise, train, export, serve, try on real photos")
+    p.add_argument("--out", type=Path, default=Path("results"), help="where the figures and page go")
+    p.add_argument("--work", type=Path, default=Path("work"), help="scratch folder (data, runs, models)")
+    p.add_argument("--quick", action="store_true", help="smallest settings, for a smoke test")
+    p.set_defaults(handler=_demo)
+
+    p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit")
+    p.add_argument("--stage", type=int, choices=(1, 2), default=None, help="VITON stage (with --method viton)")
+    p.add_argument("--method", default="viton",
+                   choices=("viton", "encoder_decoder", "nonparametric", "prgan", "cagan", "crn"))
+    p.add_argument("--data", type=_existing_dir, required=True, help="dataset folder (VITON-HD layout)")
+    p.add_argument("--out", type=Path, required=True, help="run folder (config, checkpoints, logs)")
+    p.add_argument("--steps", type=_positive_int, default=1000)
+    p.add_argument("--batch-size", type=_positive_int, default=16)
+    _add_size(p)
+    p.add_argument("--vgg-weights", default="imagenet", help="imagenet, none, or a path to VGG19 weights")
+    p.add_argument("--gan", action="store_true", help="add a PatchGAN adversarial term")
+    p.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "multi-worker", "default"))
+    p.add_argument("--resume", action="store_true", help="continue a killed run from its backup")
+    p.add_argument("--seed", type=int, default=0)
+    p.set_defaults(handler=_train)
+
+    p = sub.add_parser("warp-eval", help="measure the shape-context TPS warp against the true warp")
+    p.add_argument("--data", type=_existing_dir, required=True)
+    p.add_argument("--out", type=Path, required=True, help="JSON report")
+    p.add_argument("--split", default="test")
+    p.add_argument("--matcher", default="sinkhorn", choices=("sinkhorn", "hungarian", "opencv"))
+    p.add_argument("--no-collar-fix", action="store_true")
+    p.add_argument("--height", type=_multiple_of_16, default=None)
+    p.add_argument("--width", type=_multiple_of_16, default=None)
+    p.set_defaults(handler=_warp_eval)
+
+    p = sub.add_parser("export", help="export a run as a TF Serving SavedModel version")
+    p.add_argument("--run", type=_existing_dir, required=True)
+    p.add_argument("--out", type=Path, required=True, help="model base path (versions are folders in it)")
+    p.add_argument("--version", type=_positive_int, required=True)
+    p.set_defaults(handler=_export)
+
+    p = sub.add_parser("serve", help="a local server speaking TF Serving's gRPC and REST APIs")
+    p.add_argument("--model-config", type=_existing_file, required=True, help="TF Serving model_config_list")
+    p.add_argument("--grpc-port", type=int, required=True)
+    p.add_argument("--rest-port", type=int, default=None)
+    p.add_argument("--batching-config", type=_existing_file, default=None)
+    p.add_argument("--poll-seconds", type=float, default=1.0, help="how often the base paths are rescanned")
+    p.set_defaults(handler=_serve)
+
+    p = sub.add_parser("client", help="call a served model (TF Serving or `viton-tf serve`)")
+    p.add_argument("--server", required=True, help="HOST:PORT")
+    p.add_argument("--person", type=_existing_file, required=True)
+    p.add_argument("--cloth", type=_existing_file, required=True)
+    p.add_argument("--keypoints", type=_existing_file, required=True, help="OpenPose JSON (BODY_25 or COCO-18)")
+    p.add_argument("--parse", type=_existing_file, required=True, help="LIP parsing PNG")
+    p.add_argument("--out", type=Path, required=True, help="try-on PNG")
+    p.add_argument("--model", default="viton")
+    p.add_argument("--version", type=_positive_int, default=None)
+    p.add_argument("--rest", action="store_true", help="use the REST API instead of gRPC")
+    p.set_defaults(handler=_client)
+
+    p = sub.add_parser("evaluate", help="compare every trained method on the same test pairs")
+    p.add_argument("--data", type=_existing_dir, required=True)
+    p.add_argument("--runs", type=_existing_dir, required=True, help="folder of run folders")
+    p.add_argument("--out", type=Path, required=True, help="report folder")
+    p.add_argument("--split", default="test")
+    p.add_argument("--inception-weights", default=None, help="imagenet or a path; IS/FID need real weights")
+    p.set_defaults(handler=_evaluate)
+
+    p = sub.add_parser("prepare", help="own photos -> dataset layout (pose, parsing, cloth masks), offline")
+    p.add_argument("--persons", type=_existing_dir, required=True)
+    p.add_argument("--cloths", type=_existing_dir, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    _add_size(p)
+    p.add_argument("--pairs", type=_existing_file, default=None, help="pairs file (default: every person with every cloth)")
+    p.set_defaults(handler=_prepare)
+
+    p = sub.add_parser("tryon", help="prepare + the exported model on one person photo and one garment")
+    p.add_argument("--model", type=Path, default=None, help="exported model folder (a version, or a base path)")
+    p.add_argument("--person", type=_existing_file, required=True)
+    p.add_argument("--cloth", type=_existing_file, required=True)
+    p.add_argument("--out", type=Path, required=True)
+    p.add_argument("--method", default="viton", choices=("viton", "nonparametric"))
+    p.set_defaults(handler=_tryon)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return int(args.handler(args) or 0)
+    except UserError as error:
+        print(f"viton-tf {args.command}: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print(f"viton-tf {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,246 @@
+"""Hyperparameters and constants, one frozen dataclass per concern.
+
+Conventions used everywhere in viton-tf:
+- tensors are NHWC; images are float32 RGB in [-1, 1]; masks are float32 in [0, 1];
+- parsing maps are int32 LIP label ids (see `LIP`);
+- keypoints are float32 [18, 3] in COCO-18/OpenPose order: x and y in pixels of the
+  image they belong to, then the detector's confidence; a missing joint is (0, 0, 0).
+
+Defaults reproduce the VITON paper (Han et al., CVPR 2018) and its official code
+(github.com/xthan/VITON, TF1 + MATLAB); each constant says where it comes from, as
+`file:line` of that repository at commit 68ce054.
+"""
+from __future__ import annotations
+
+import dataclasses
+import json
+from dataclasses import dataclass
+from typing import Any
+
+# Paper's working resolution; utils.py:266-267 (resize_height=256, resize_width=192).
+HEIGHT = 256
+WIDTH = 192
+
+
+class LIP:
+    """LIP human-parsing label ids, as VITON, CP-VTON and VITON-HD ship them."""
+
+    BACKGROUND = 0
+    HAT = 1
+    HAIR = 2
+    GLOVE = 3
+    SUNGLASSES = 4
+    UPPER_CLOTHES = 5
+    DRESS = 6
+    COAT = 7
+    SOCKS = 8
+    PANTS = 9
+    NECK = 10  # VITON-HD's "neck" (LIP's jumpsuits id is reused for it)
+    SCARF = 11
+    SKIRT = 12
+    FACE = 13
+    LEFT_ARM = 14
+    RIGHT_ARM = 15
+    LEFT_LEG = 16
+    RIGHT_LEG = 17
+    LEFT_SHOE = 18
+    RIGHT_SHOE = 19
+
+
+# Keypoint names in COCO-18/OpenPose order (the order of the 18 pose channels).
+COCO18 = (
+    "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow",
+    "l_wrist", "r_hip", "r_knee", "r_ankle", "l_hip", "l_knee", "l_ankle",
+    "r_eye", "l_eye", "r_ear", "l_ear",
+)
+# BODY_25 index of each COCO-18 joint (BODY_25 adds mid-hip 8 and the feet 19-24).
+BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+
+# The garment categories of the synthetic world and the parse labels each one wears.
+CATEGORY_LABELS = {
+    "upper": (LIP.UPPER_CLOTHES,),
+    "lower": (LIP.PANTS, LIP.SKIRT),
+    "full": (LIP.DRESS,),
+}
+
+
+@dataclass(frozen=True)
+class RepresentationConfig:
+    """The 22-channel clothing-agnostic person representation (paper Sec. 3.1)."""
+
+    height: int = HEIGHT
+    width: int = WIDTH
+    num_keypoints: int = 18
+    # utils.py:48-52: a box from x-5 to x+5 inclusive, i.e. 11x11 ones, at 256x192;
+    # scaled with the height at other resolutions.
+    keypoint_box: int = 11
+    # utils.py:75-78: body mask resized (AREA) to 16x12, then bilinearly back.
+    body_shape_height: int = 16
+    body_shape_width: int = 12
+    # utils.py:59-63: "skin" (kept identity) = hat, hair, sunglasses, face.
+    face_hair_labels: tuple[int, ...] = (LIP.HAT, LIP.HAIR, LIP.SUNGLASSES, LIP.FACE)
+
+    @property
+    def channels(self) -> int:
+        return self.num_keypoints + 1 + 3
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Reading a dataset folder into a tf.data pipeline."""
+
+    height: int = HEIGHT
+    width: int = WIDTH
+    split: str = "train"
+    shuffle: bool = True
+    seed: int = 0
+    skip_bad: bool = False  # skip missing/corrupt pairs with a warning instead of failing
+    # Parse labels that make up the worn garment (the clothing-mask target M0).
+    garment_labels: tuple[int, ...] = (LIP.UPPER_CLOTHES,)
+    # model_zalando_tps_warp.py:219: product foreground = mean RGB < 253.9 of 255.
+    cloth_foreground_threshold: float = 253.9
+
+
+@dataclass(frozen=True)
+class SynthConfig:
+    """The synthetic try-on world (`viton-tf synth`)."""
+
+    pairs: int = 64
+    height: int = HEIGHT
+    width: int = WIDTH
+    seed: int = 0
+    test_fraction: float = 0.25
+    categories: tuple[str, ...] = ("upper",)
+    neck_label_probability: float = 0.5  # product photos showing the neck-label shadow
+    jpeg_quality: int = 95
+
+
+@dataclass(frozen=True)
+class GeneratorConfig:
+    """Multi-task encoder-decoder G_C (model_zalando_mask_content.py:96-170)."""
+
+    base_filters: int = 64  # model_zalando_mask_content.py:55 (ngf=64)
+    # model_zalando_mask_content.py:106-117: 64-128-256-512-512-512.
+    filter_multipliers: tuple[int, ...] = (1, 2, 4, 8, 8, 8)
+    kernel_size: int = 4  # utils.py:381-395 (4x4 filters, stride 2)
+    leaky_relu_slope: float = 0.2  # utils.py:411 (lrelu a=0.2)
+    dropout: float = 0.5  # model_zalando_mask_content.py:124 (first decoder layer only)
+    batch_norm_momentum: float = 0.999  # utils.py:424 (decay=0.999)
+    batch_norm_epsilon: float = 1e-5
+
+
+@dataclass(frozen=True)
+class RefinementConfig:
+    """Refinement network G_R (model_zalando_tps_warp.py:194-213)."""
+
+    filters: int = 64  # three 3x3x64 convolutions with layer norm and lrelu
+    num_layers: int = 3
+    kernel_size: int = 3
+    leaky_relu_slope: float = 0.2
+
+
+@dataclass(frozen=True)
+class DiscriminatorConfig:
+    """PatchGAN discriminator (pix2pix, Isola et al. 2017); ndf=64 as utils' flags."""
+
+    base_filters: int = 64  # model_zalando_mask_content.py:57 (ndf=64)
+    num_layers: int = 3  # pix2pix's 70x70 PatchGAN
+    leaky_relu_slope: float = 0.2
+    gan_loss: str = "lsgan"  # "lsgan" or "hinge"
+
+
+@dataclass(frozen=True)
+class LossConfig:
+    """Loss weights of both stages."""
+
+    # Stage 1, model_zalando_mask_content.py:76-78.
+    stage1_perceptual: float = 3.0
+    stage1_l1: float = 1.0
+    stage1_mask_l1: float = 1.0
+    # Stage 2, model_zalando_tps_warp.py:78-81.
+    stage2_l1: float = 0.2
+    stage2_perceptual: float = 0.8
+    stage2_mask: float = 0.1  # subtracted: rewards using the warped cloth
+    stage2_tv: float = 5e-6
+    # VGG19 layers and their normalisers, model_zalando_mask_content.py:199-210:
+    # each layer's L1 is divided by these, then the sum by 5 (stage 1) or 3 (stage 2)
+    # and by 128 ("to normalise to [0, 1]").
+    vgg_layers: tuple[str, ...] = (
+        "block1_conv2", "block2_conv2", "block3_conv2", "block4_conv2", "block5_conv2",
+    )
+    vgg_layer_weights: tuple[float, ...] = (
+        2.5 / 5.3, 1.0 / 2.7 / 1.2, 1.0 / 1.35 / 2.3, 1.0 / 0.67 / 8.2, 1.0 / 0.16,
+    )
+    stage2_vgg_layers: tuple[str, ...] = ("block3_conv2", "block4_conv2", "block5_conv2")
+    perceptual_normaliser: float = 128.0
+    adversarial: float = 0.0  # > 0 with --gan
+    gan_weight_when_enabled: float = 0.1
+
+
+@dataclass(frozen=True)
+class TrainConfig:
+    """A training run: config in, checkpoints out."""
+
+    stage: int = 1
+    method: str = "viton"
+    steps: int = 1000
+    batch_size: int = 16  # model_zalando_mask_content.py:52
+    height: int = HEIGHT
+    width: int = WIDTH
+    learning_rate: float = 2e-4  # model_zalando_mask_content.py:74
+    beta_1: float = 0.5  # model_zalando_mask_content.py:75
+    vgg_weights: str = "imagenet"  # "imagenet", "none" or a path to a .weights.h5 / .h5
+    gan: bool = False
+    strategy: str = "auto"  # "auto", "mirrored", "multi-worker", "default"
+    seed: int = 0
+    log_every: int = 10  # model_zalando_mask_content.py:50 (log_every_n_steps=10)
+    image_every: int = 100  # model_zalando_mask_content.py:60 (summary_freq=100)
+    warp_matcher: str = "sinkhorn"
+
+
+@dataclass(frozen=True)
+class WarpConfig:
+    """Shape-context TPS matching (shape_context/tps_main.m:8-21)."""
+
+    num_points: int = 100  # tps_main.m:10 (nsamp)
+    dummy_fraction: float = 0.25  # tps_main.m:12 (ndum_frac)
+    dummy_cost: float = 0.25  # tps_main.m:11 (eps_dum)
+    angle_bins: int = 12  # tps_main.m:15 (nbins_theta)
+    radius_bins: int = 5  # tps_main.m:16 (nbins_r)
+    radius_inner: float = 1.0 / 8.0  # tps_main.m:17 (r_inner)
+    radius_outer: float = 2.0  # tps_main.m:18 (r_outer)
+    iterations: int = 6  # tps_main.m:20 (n_iter)
+    affine_lambda: float = 1000.0  # tps_main.m:113 (first iteration, lambda_o)
+    beta_init: float = 1.0  # tps_main.m:21; beta_k = mean_dist^2 * lambda_o (tps_main.m:120)
+    match_height: int = 64  # the matching runs on masks at 64x48
+    match_width: int = 48
+    control_grid: int = 10  # model_zalando_tps_warp.py:227 (10x10 control points)
+    matcher: str = "sinkhorn"
+    sinkhorn_iterations: int = 50
+    sinkhorn_epsilon: float = 0.02
+    collar_fix: bool = True
+    neck_label_fix: bool = True
+
+
+@dataclass(frozen=True)
+class ServingConfig:
+    """Export and serving defaults."""
+
+    model_name: str = "viton"
+    max_request_bytes: int = 16 * 1024 * 1024
+    max_batch_size: int = 8
+    batch_timeout_micros: int = 5000
+
+
+def to_json(config: Any) -> str:
+    """A config dataclass as JSON (run folders store their config this way)."""
+    return json.dumps(dataclasses.asdict(config), indent=2, sort_keys=True)
+
+
+def from_dict(cls: type, values: dict) -> Any:
+    """Build `cls` from a dict, turning lists back into tuples and naming unknown keys."""
+    names = {f.name: f for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - set(names))
+    if unknown:
+        raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
