@@ -107,7 +107,10 @@ def _export(args: argparse.Namespace) -> int:
 
 def _serve(args: argparse.Namespace) -> int:
     from serving.server import run_server
+    from viton_tf.config import ServingConfig
 
+    if args.max_request_bytes is None:
+        args.max_request_bytes = ServingConfig().max_request_bytes
     return run_server(args)
 
 
@@ -135,10 +138,17 @@ def _tryon(args: argparse.Namespace) -> int:
     return run_tryon(args)
 
 
+class _Parser(argparse.ArgumentParser):
+    """An argparse parser whose usage errors are one line, naming the subcommand and the flag."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="viton-tf", description="Image-based virtual try-on (VITON) in TensorFlow/Keras.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
 
     p = sub.add_parser("synth", help="generate the synthetic try-on world (VITON-HD layout)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
@@ -171,6 +181,13 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "multi-worker", "default"))
     p.add_argument("--resume", action="store_true", help="continue a killed run from its backup")
     p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--checkpoint-every", type=_positive_int, default=500,
+                   help="steps between backups (for --resume) and weight files")
+    p.add_argument("--image-every", type=_positive_int, default=100, help="steps between TensorBoard image grids")
+    p.add_argument("--cache", default="memory", help="cache decoded examples: memory, none, or a file prefix")
+    p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
+                   help="override a config field, e.g. generator.base_filters=32 or loss.stage1_perceptual=0 "
+                        "(sections: generator, refinement, discriminator, loss, warp, data, train); repeatable")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("warp-eval", help="measure the shape-context TPS warp against the true warp")
@@ -195,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest-port", type=int, default=None)
     p.add_argument("--batching-config", type=_existing_file, default=None)
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often the base paths are rescanned")
+    p.add_argument("--max-request-bytes", type=_positive_int, default=None,
+                   help="larger requests get INVALID_ARGUMENT (default: ServingConfig.max_request_bytes)")
     p.set_defaults(handler=_serve)
 
     p = sub.add_parser("client", help="call a served model (TF Serving or `viton-tf serve`)")
@@ -242,6 +261,16 @@ def main(argv: list[str] | None = None) -> int:
     except UserError as error:
         print(f"viton-tf {args.command}: error: {error}", file=sys.stderr)
         return 2
+    except Exception as error:
+        # A reader's UserError raised inside tf.data reaches us wrapped in a tf.errors.OpError.
+        if type(error).__module__.startswith("tensorflow"):
+            from viton_tf.data.readers import as_user_error
+
+            user_error = as_user_error(error)
+            if user_error is not None:
+                print(f"viton-tf {args.command}: error: {user_error}", file=sys.stderr)
+                return 2
+        raise
     except KeyboardInterrupt:
         print(f"viton-tf {args.command}: interrupted", file=sys.stderr)
         return 130
