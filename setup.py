@@ -15,6 +15,7 @@ setup(
         "numpy>=1.26,<3",
         "scipy>=1.13",
         "tqdm>=4.66",
+        "ai-edge-litert==2.3.0",  # runs the BlazePose/MediaPipe .tflite models of `viton-tf prepare`
     ],
     extras_require={"test": ["pytest>=8"]},
     entry_points={"console_scripts": ["viton-tf=viton_tf.cli:main"]},

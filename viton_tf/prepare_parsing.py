@@ -1,0 +1,236 @@
+"""A LIP-labelled human parsing built from what runs offline: person mask, pose landmarks, face mesh.
+
+No human-parsing model ships offline, so the labels come from geometry and colour:
+face = the face mesh's hull; skin = pixels whose colour is close to the face's; hair = the head
+region around and above the face that is neither face nor skin, grown along hair-coloured pixels;
+arms = skin near the shoulder-elbow-wrist-hand chains; neck = the other skin above the garment;
+upper clothes vs pants = non-skin body pixels split by colour models seeded on the chest and
+below the hips. Good on studio photos (plain background, frontal pose); see the README for
+where it fails.
+"""
+from __future__ import annotations
+
+import cv2
+import numpy as np
+
+from viton_tf.config import LIP
+
+# BlazePose landmark ids.
+NOSE, L_EYE, R_EYE, L_EAR, R_EAR = 0, 2, 5, 7, 8
+L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = 11, 12, 13, 14, 15, 16
+L_PINKY, R_PINKY, L_INDEX, R_INDEX = 17, 18, 19, 20
+L_HIP, R_HIP, L_KNEE, R_KNEE = 23, 24, 25, 26
+
+
+def _largest_component(mask: np.ndarray) -> np.ndarray:
+    count, labels, stats, _ = cv2.connectedComponentsWithStats(mask.astype(np.uint8), connectivity=8)
+    if count <= 1:
+        return mask.astype(bool)
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
+
+
+def fill_holes(mask: np.ndarray) -> np.ndarray:
+    """Fill the background regions not connected to the border."""
+    padded = np.pad(mask.astype(np.uint8), 1)
+    flood = padded.copy()
+    cv2.floodFill(flood, None, (0, 0), 1)
+    return (padded | (1 - flood)).astype(bool)[1:-1, 1:-1]
+
+
+def _components_touching(mask: np.ndarray, seed: np.ndarray) -> np.ndarray:
+    count, labels = cv2.connectedComponents(mask.astype(np.uint8), connectivity=8)
+    keep = np.unique(labels[seed & mask])
+    return np.isin(labels, keep[keep > 0])
+
+
+def _segment_distance(points: np.ndarray, start: np.ndarray, end: np.ndarray) -> np.ndarray:
+    """Distance of [..., 2] points to the segment start-end."""
+    direction = end - start
+    length2 = max(float(direction @ direction), 1e-6)
+    t = np.clip(((points - start) @ direction) / length2, 0.0, 1.0)
+    return np.linalg.norm(points - (start + t[..., None] * direction), axis=-1)
+
+
+class _ColourModel:
+    """k Gaussian blobs (k-means in Lab) fitted to sample pixels; distance = min Mahalanobis-like."""
+
+    def __init__(self, samples: np.ndarray, clusters: int = 3, spread_floor: float = 4.0):
+        samples = samples.astype(np.float32)
+        clusters = max(1, min(clusters, len(samples) // 20))
+        if clusters > 1:
+            criteria = (cv2.TERM_CRITERIA_EPS + cv2.TERM_CRITERIA_MAX_ITER, 20, 0.5)
+            _, labels, centres = cv2.kmeans(samples, clusters, None, criteria, 2, cv2.KMEANS_PP_CENTERS)
+            labels = labels[:, 0]
+        else:
+            labels, centres = np.zeros(len(samples), int), samples.mean(0, keepdims=True)
+        self.centres = centres
+        self.spreads = np.stack([samples[labels == k].std(0) if np.any(labels == k) else np.ones(3)
+                                 for k in range(len(centres))]) + spread_floor
+
+    def distance(self, pixels: np.ndarray) -> np.ndarray:
+        d = (pixels[..., None, :] - self.centres) / self.spreads
+        return np.sqrt((d ** 2).sum(-1)).min(-1)
+
+
+def _skin_mask(lab: np.ndarray, face: np.ndarray) -> np.ndarray:
+    """Pixels coloured like the face's skin (cheeks and forehead, eyes and brows left out)."""
+    samples_mask = cv2.erode(face.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+    samples = lab[samples_mask] if samples_mask.sum() >= 20 else lab[face]
+    if len(samples) < 10:
+        return np.zeros(lab.shape[:2], bool)
+    lightness = samples[:, 0]
+    lo, hi = np.percentile(lightness, [30, 95])
+    samples = samples[(lightness >= lo) & (lightness <= hi)]
+    chroma_centre = np.median(samples[:, 1:], axis=0)
+    chroma_spread = np.maximum(samples[:, 1:].std(0), 2.5)
+    chroma = np.sqrt((((lab[..., 1:] - chroma_centre) / chroma_spread) ** 2).sum(-1))
+    light_centre = float(np.median(samples[:, 0]))
+    # shading on arms and neck darkens skin more than it changes its hue
+    return (chroma < 3.0) & (lab[..., 0] > light_centre - 45) & (lab[..., 0] < light_centre + 30)
+
+
+def _hem_line(upper_distance, lower_distance, clothes, start: float) -> float:
+    """The row splitting the upper garment from the lower body: the best single cut of the rows
+    below `start`, each row voting by its pixels' nearer colour model (robust to patterns)."""
+    height = clothes.shape[0]
+    rows = np.arange(height)
+    band = clothes & (rows[:, None] >= start)
+    vote = np.where(band, np.where(upper_distance < lower_distance, 1.0, -1.0), 0.0)
+    row_vote = vote.sum(1)  # > 0: an upper-garment row
+    first = int(np.clip(np.ceil(start), 0, height))
+    # cut at b: rows [first, b) upper, [b, height) lower; maximise the agreeing votes
+    above = np.concatenate([[0.0], np.cumsum(row_vote[first:])])
+    score = above - (above[-1] - above)
+    cut = first + int(np.argmax(score))
+    below = band[cut:]
+    # below a real hem most pixels look like the lower seed (0.55-0.99 on the real samples); a top
+    # running past the frame leaves both seeds on one garment and the votes split evenly
+    agreement = -vote[cut:][below].mean() if below.any() else 0.0
+    return float(cut) if agreement > 0.3 else float(height)
+
+
+def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarray,
+                 face_mesh: np.ndarray | None) -> np.ndarray:
+    """LIP label map [H, W] int32 of an RGB uint8 image; landmarks [33, 3] and face_mesh [468, 2] in its pixels."""
+    height, width = image.shape[:2]
+    lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
+    lab[..., 0] *= 100.0 / 255.0
+    ys, xs = np.mgrid[0:height, 0:width]
+    grid = np.stack([xs, ys], -1).astype(np.float32)
+    point = lambda i: landmarks[i, :2].astype(np.float32)
+
+    body = person_mask > 0.5
+    body = fill_holes(_largest_component(cv2.morphologyEx(body.astype(np.uint8), cv2.MORPH_OPEN,
+                                                         np.ones((3, 3), np.uint8))))
+    shoulder_width = float(np.linalg.norm(point(L_SHOULDER) - point(R_SHOULDER)))
+    scale = max(shoulder_width, 8.0)
+    shoulder_y = float(min(point(L_SHOULDER)[1], point(R_SHOULDER)[1]))
+    hip_y = float((point(L_HIP)[1] + point(R_HIP)[1]) / 2)
+    torso_height = max(hip_y - shoulder_y, scale)
+
+    # Face: the face mesh's convex hull (the pose's face landmarks as an ellipse when it is missing).
+    face = np.zeros((height, width), np.uint8)
+    if face_mesh is not None:
+        cv2.fillConvexPoly(face, cv2.convexHull(np.round(face_mesh).astype(np.int32)), 1)
+    else:
+        centre = landmarks[:11, :2].mean(0)
+        ear_distance = float(np.linalg.norm(point(L_EAR) - point(R_EAR)))
+        axes = (int(ear_distance * 0.5), int(ear_distance * 0.7))
+        cv2.ellipse(face, (int(centre[0]), int(centre[1])), axes, 0, 0, 360, 1, -1)
+    face = face.astype(bool) & body
+    face_ys, face_xs = np.nonzero(face) if face.any() else (np.array([shoulder_y * 0.5]), np.array([width / 2]))
+    face_top, chin = float(face_ys.min()), float(face_ys.max())
+    face_centre = np.array([face_xs.mean(), face_ys.mean()], np.float32)
+    face_width = float(face_xs.max() - face_xs.min() + 1)
+
+    skin = _skin_mask(lab, face) & body & ~face
+    # skin-coloured specks of patterned clothes are not skin: keep skin near solid skin areas
+    window = max(3, int(round(0.06 * scale)) | 1)
+    density = cv2.blur(skin.astype(np.float32), (window, window))
+    solid = cv2.dilate((density > 0.9).astype(np.uint8), np.ones((window, window), np.uint8))
+    skin &= solid.astype(bool)
+
+    # Arms: skin within reach of the shoulder-elbow-wrist-hand chain of each side.
+    arm_radius = 0.2 * scale
+    arms = {}
+    for label, (shoulder, elbow, wrist, pinky, index) in {
+            LIP.LEFT_ARM: (L_SHOULDER, L_ELBOW, L_WRIST, L_PINKY, L_INDEX),
+            LIP.RIGHT_ARM: (R_SHOULDER, R_ELBOW, R_WRIST, R_PINKY, R_INDEX)}.items():
+        hand = point(wrist) + 1.6 * ((point(pinky) + point(index)) / 2 - point(wrist))
+        distance = np.minimum.reduce([
+            _segment_distance(grid, point(shoulder), point(elbow)),
+            _segment_distance(grid, point(elbow), point(wrist)),
+            _segment_distance(grid, point(wrist), hand)])
+        arms[label] = distance
+    arm_distance = np.minimum(arms[LIP.LEFT_ARM], arms[LIP.RIGHT_ARM])
+    arm_side = np.where(arms[LIP.LEFT_ARM] <= arms[LIP.RIGHT_ARM], LIP.LEFT_ARM, LIP.RIGHT_ARM)
+
+    # Torso: the shoulders-hips quadrilateral, a little narrowed; its skin is neck/chest skin, not arm.
+    centre_x = (point(L_SHOULDER)[0] + point(R_SHOULDER)[0] + point(L_HIP)[0] + point(R_HIP)[0]) / 4
+    torso = np.zeros((height, width), np.uint8)
+    quad = np.array([point(R_SHOULDER), point(L_SHOULDER), point(L_HIP), point(R_HIP)])
+    quad = (quad - [centre_x, 0]) * [0.85, 1.0] + [centre_x, 0]
+    cv2.fillConvexPoly(torso, np.round(quad).astype(np.int32), 1)
+    torso = torso.astype(bool)
+    arm_skin = skin & (arm_distance < arm_radius * 1.6) & ~(torso & (arm_distance > arm_radius * 0.7))
+    arm_skin &= ys > face_top + 0.5 * (chin - face_top)
+    # the arm's outline blends with the background and fails the skin test: take it back
+    outline = body & ~cv2.erode(body.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+    arm_skin |= (cv2.dilate(arm_skin.astype(np.uint8), np.ones((7, 7), np.uint8)).astype(bool)
+                 & outline & (arm_distance < arm_radius * 1.6) & ~face)
+
+    # Hair: body pixels of the head region that are not face; grown along hair-coloured pixels.
+    head_radius = 1.1 * max(face_width, chin - face_top)
+    head = (np.linalg.norm(grid - face_centre, axis=-1) < head_radius) & (ys < chin + 0.1 * head_radius)
+    hair_seed = body & head & ~face & ~(skin & (ys > face_top + 0.3 * (chin - face_top)))
+    hair = hair_seed.copy()
+    top = body & (ys < face_top) & head & ~face
+    if top.sum() >= 20:
+        hair_colour = _ColourModel(lab[top], clusters=2, spread_floor=2.0)
+        like_hair = (hair_colour.distance(lab) < 2.0) & body & ~face & ~skin
+        # long hair falls beside the neck onto the shoulders, not into the chest or the sleeves
+        beside_neck = (np.abs(xs - face_centre[0]) < 0.9 * face_width) & (ys < shoulder_y + 0.3 * torso_height)
+        like_hair &= beside_neck | (np.linalg.norm(grid - face_centre, axis=-1) < 1.3 * head_radius)
+        like_hair &= ~(torso & (ys > shoulder_y + 0.1 * torso_height))
+        like_hair &= ~((np.abs(xs - centre_x) < 0.3 * scale) & (ys > chin))
+        hair |= _components_touching(like_hair, hair_seed)
+    hair &= ~face
+
+    # Neck: the rest of the skin above the hips, near the body's middle.
+    neck = skin & ~hair & ~arm_skin & (ys > chin - 0.15 * (chin - face_top)) & (ys < hip_y)
+    neck &= np.abs(xs - centre_x) < 0.75 * scale
+    neck = _components_touching(neck, neck & (ys < shoulder_y + 0.25 * torso_height))
+
+    # Clothes: the non-skin body pixels left; upper garment above one hem line, lower body below it.
+    clothes = body & ~face & ~hair & ~arm_skin & ~neck & ~(skin & (ys > hip_y))
+    chest = clothes & torso & (ys > shoulder_y + 0.15 * torso_height) & (ys < shoulder_y + 0.55 * torso_height)
+    lower_seed = clothes & (ys > hip_y + 0.15 * torso_height) & (np.abs(xs - centre_x) < 0.5 * scale)
+    upper_distance = lower_distance = np.zeros(clothes.shape, np.float32)
+    hem = 0.0 if chest.sum() < 20 else float(height)
+    if chest.sum() >= 20:
+        upper_distance = _ColourModel(lab[chest]).distance(lab)
+        if lower_seed.sum() >= 20:
+            lower_distance = _ColourModel(lab[lower_seed]).distance(lab)
+            hem = _hem_line(upper_distance, lower_distance, clothes, start=shoulder_y + 0.55 * torso_height)
+        # shaded arm sides fail the skin test; unlike the garment and touching the arm, they are arm
+        strays = clothes & (upper_distance > 3.0) & (arm_distance < 1.3 * arm_radius) & ~torso & (ys < hem)
+        strays = _components_touching(strays | arm_skin, arm_skin) & strays
+        arm_skin |= strays
+        clothes &= ~strays
+    upper = clothes & (ys < hem)
+    lower = clothes & (ys >= hem)
+    # long sleeves reaching below the hem stay with the upper garment
+    upper |= (lower & (arm_distance < arm_radius) & (np.abs(xs - centre_x) > 0.5 * scale)
+              & (upper_distance < 3.0) & (upper_distance < lower_distance))
+    lower &= ~upper
+
+    legs = skin & body & (ys > hip_y) & ~arm_skin & ~neck & (arm_distance > 2.5 * arm_radius)
+    parsing = np.full((height, width), LIP.BACKGROUND, np.int32)
+    parsing[upper] = LIP.UPPER_CLOTHES
+    parsing[lower] = LIP.PANTS
+    parsing[legs] = np.where(xs[legs] >= centre_x, LIP.LEFT_LEG, LIP.RIGHT_LEG)
+    parsing[neck] = LIP.NECK
+    parsing[arm_skin] = arm_side[arm_skin]
+    parsing[hair] = LIP.HAIR
+    parsing[face] = LIP.FACE
+    return cv2.medianBlur(parsing.astype(np.uint8), 3).astype(np.int32)
