@@ -204,6 +204,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--run", type=_existing_dir, required=True)
     p.add_argument("--out", type=Path, required=True, help="model base path (versions are folders in it)")
     p.add_argument("--version", type=_positive_int, required=True)
+    p.add_argument("--data", type=_existing_dir, default=None,
+                   help="dataset whose first test pair makes the warm-up/validation request "
+                        "(default: one synthetic pair)")
     p.set_defaults(handler=_export)
 
     p = sub.add_parser("serve", help="a local server speaking TF Serving's gRPC and REST APIs")

@@ -1,0 +1,136 @@
+"""`viton-tf client`: one try-on request to TF Serving (or `viton-tf serve`), gRPC or REST.
+
+The exported model's `serving_default` signature decodes and encodes the images itself, so the
+client only sends file bytes and the OpenPose keypoints, and writes the PNG it gets back.
+"""
+from __future__ import annotations
+
+import base64
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from pathlib import Path
+
+os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
+
+import grpc  # noqa: E402
+import numpy as np  # noqa: E402
+import tensorflow as tf  # noqa: E402
+from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
+
+SIGNATURE = "serving_default"
+# BODY_25 index of each COCO-18 joint (BODY_25 adds mid-hip 8 and the feet 19-24); the same table
+# as viton_tf.config.BODY25_TO_COCO18, repeated because serving/ imports nothing from viton_tf.
+BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+MAX_MESSAGE_BYTES = 2**31 - 1
+
+
+class ClientError(Exception):
+    """A bad input file or a failed request, with a message naming it."""
+
+
+def read_openpose_keypoints(path: Path) -> np.ndarray:
+    """COCO-18 keypoints [18, 3] from an OpenPose JSON file (BODY_25 or COCO-18; first person)."""
+    try:
+        document = json.loads(Path(path).read_text())
+        person = document["people"][0]
+    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
+        raise ClientError(f"{path}: not an OpenPose JSON with a person in 'people' ({error})") from None
+    values = person.get("pose_keypoints_2d", person.get("pose_keypoints"))
+    if values is None:
+        raise ClientError(f"{path}: the person has no 'pose_keypoints_2d' (or 'pose_keypoints')")
+    points = np.asarray(values, dtype=np.float32).reshape(-1, 3) if len(values) % 3 == 0 else None
+    if points is None or len(points) not in (18, 25):
+        raise ClientError(f"{path}: expected 25 (BODY_25) or 18 (COCO-18) keypoints of 3 values, "
+                          f"got {len(values)} values")
+    return points[list(BODY25_TO_COCO18)] if len(points) == 25 else points
+
+
+def build_inputs(person: Path, cloth: Path, parse: Path, keypoints: Path) -> dict[str, np.ndarray]:
+    """The signature's inputs for one example: encoded image bytes [1] and keypoints [1, 18, 3]."""
+    images = {}
+    for name, path in (("person_image", person), ("cloth_image", cloth), ("parse_image", parse)):
+        try:
+            images[name] = np.array([Path(path).read_bytes()], dtype=object)
+        except OSError as error:
+            raise ClientError(f"{path}: cannot read it: {error}") from None
+    return {**images, "keypoints": read_openpose_keypoints(keypoints)[None]}
+
+
+def predict_grpc(server: str, inputs: dict, model: str, version: int | None = None,
+                 timeout: float = 120.0) -> dict[str, np.ndarray]:
+    """One Predict call over gRPC, as tensorflow_serving/example/*_client.py do it."""
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model
+    request.model_spec.signature_name = SIGNATURE
+    if version is not None:
+        request.model_spec.version.value = version
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    options = [("grpc.max_send_message_length", MAX_MESSAGE_BYTES),
+               ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES)]
+    with grpc.insecure_channel(server, options=options) as channel:
+        try:
+            response = prediction_service_pb2_grpc.PredictionServiceStub(channel).Predict(request, timeout=timeout)
+        except grpc.RpcError as error:
+            raise ClientError(f"{server}: {error.code().name}: {error.details()}") from None
+    return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
+
+
+def predict_rest(server: str, inputs: dict, model: str, version: int | None = None,
+                 timeout: float = 120.0) -> dict[str, np.ndarray]:
+    """One predict call over TF Serving's REST API (row format, bytes as {"b64": ...})."""
+    def jsonable(value):
+        if isinstance(value, bytes):
+            return {"b64": base64.b64encode(value).decode("ascii")}
+        return value.tolist() if isinstance(value, np.ndarray) else value
+
+    batch = len(next(iter(inputs.values())))
+    instances = [{name: jsonable(value[i]) for name, value in inputs.items()} for i in range(batch)]
+    url = f"http://{server}/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
+    body = json.dumps({"signature_name": SIGNATURE, "instances": instances}).encode()
+    request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
+    try:
+        with urllib.request.urlopen(request, timeout=timeout) as answer:
+            text = answer.read()
+    except urllib.error.HTTPError as error:
+        raise ClientError(f"{url}: HTTP {error.code}: {error.read().decode('utf-8', 'replace')}") from None
+    except urllib.error.URLError as error:
+        raise ClientError(f"{url}: {error.reason}") from None
+    # TF Serving writes string outputs not named "*_bytes" as raw bytes inside JSON strings.
+    predictions = json.loads(text.decode("utf-8", "surrogateescape"))["predictions"]
+
+    def restore(value):
+        if isinstance(value, dict) and set(value) == {"b64"}:
+            return base64.b64decode(value["b64"])
+        return value.encode("utf-8", "surrogateescape") if isinstance(value, str) else value
+
+    outputs = {}
+    for name in predictions[0]:
+        rows = [restore(row[name]) for row in predictions]
+        outputs[name] = np.array(rows, dtype=object) if isinstance(rows[0], bytes) else np.array(rows)
+    return outputs
+
+
+def run_client(args) -> int:
+    try:
+        inputs = build_inputs(args.person, args.cloth, args.parse, args.keypoints)
+        predict = predict_rest if args.rest else predict_grpc
+        start = time.perf_counter()
+        outputs = predict(args.server, inputs, args.model, args.version)
+        seconds = time.perf_counter() - start
+        if "tryon_png" not in outputs:
+            raise ClientError(f"{args.server}: the answer has no 'tryon_png' output (got {sorted(outputs)})")
+        png = bytes(outputs["tryon_png"][0])
+        if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+            raise ClientError(f"{args.server}: 'tryon_png' is not a PNG")
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(png)
+    except ClientError as error:
+        print(f"viton-tf client: error: {error}", file=sys.stderr)
+        return 1
+    print(f"wrote {args.out} ({len(png)} bytes) in {seconds * 1000:.0f} ms via {'REST' if args.rest else 'gRPC'}")
+    return 0
