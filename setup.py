@@ -15,6 +15,7 @@ setup(
         "numpy>=1.26,<3",
         "scipy>=1.13",
         "tqdm>=4.66",
+        "tensorboard==2.21.0",  # TF 2.21 no longer pulls it in; the TensorBoard callback needs it
         "ai-edge-litert==2.3.0",  # runs the BlazePose/MediaPipe .tflite models of `viton-tf prepare`
     ],
     extras_require={"test": ["pytest>=8"]},

@@ -6,6 +6,7 @@ never pays for importing TensorFlow.
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
@@ -259,6 +260,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    # TF's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users; warnings and errors stay.
+    os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
         return int(args.handler(args) or 0)
     except UserError as error:

@@ -127,6 +127,8 @@ class GeneratorConfig:
     dropout: float = 0.5  # model_zalando_mask_content.py:124 (first decoder layer only)
     batch_norm_momentum: float = 0.999  # utils.py:424 (decay=0.999)
     batch_norm_epsilon: float = 1e-5
+    # Batch statistics over the global batch under tf.distribute (the official code ran on one GPU).
+    synchronized_batch_norm: bool = True
 
 
 @dataclass(frozen=True)
@@ -196,6 +198,13 @@ class TrainConfig:
     log_every: int = 10  # model_zalando_mask_content.py:50 (log_every_n_steps=10)
     image_every: int = 100  # model_zalando_mask_content.py:60 (summary_freq=100)
     warp_matcher: str = "sinkhorn"
+    checkpoint_every: int = 500  # steps between backups and weight files (rounded up to log_every)
+    cache: str = "memory"  # decoded examples: "memory", "none", or a file prefix for tf.data's disk cache
+    shuffle_buffer: int = 256
+    # Stage 2 warps the cloth onto, and keeps alpha inside, G_C's predicted mask ("predicted", as at test
+    # time, model_zalando_refine_test.py:138) or the parsed garment ("ground_truth", as the official
+    # training did: prepare_data/extract_tps.m:27-35, model_zalando_tps_warp.py:258).
+    stage2_target_mask: str = "predicted"
 
 
 @dataclass(frozen=True)
@@ -210,14 +219,18 @@ class WarpConfig:
     radius_inner: float = 1.0 / 8.0  # tps_main.m:17 (r_inner)
     radius_outer: float = 2.0  # tps_main.m:18 (r_outer)
     iterations: int = 6  # tps_main.m:20 (n_iter)
+    orientation_weight: float = 0.1  # tps_main.m:14 (ori_weight; tangent cost, tps_main.m:127)
+    min_boundary_pixels: int = 16  # fewer boundary pixels at 64x48: identity warp
     affine_lambda: float = 1000.0  # tps_main.m:113 (first iteration, lambda_o)
     beta_init: float = 1.0  # tps_main.m:21; beta_k = mean_dist^2 * lambda_o (tps_main.m:120)
     match_height: int = 64  # the matching runs on masks at 64x48
     match_width: int = 48
     control_grid: int = 10  # model_zalando_tps_warp.py:227 (10x10 control points)
+    flow_stride: int = 4  # the dense flow is exact every 4th pixel, bilinear between (tps.py)
     matcher: str = "sinkhorn"
-    sinkhorn_iterations: int = 50
-    sinkhorn_epsilon: float = 0.02
+    sinkhorn_iterations: int = 20  # with epsilon annealing; 50 gives the same IoU on the synthetic world
+    sinkhorn_epsilon: float = 0.005  # costs are in [0, 1]; 0.02 still blurs neighbouring points
+    sinkhorn_epsilon_start: float = 0.1  # annealed down to sinkhorn_epsilon
     collar_fix: bool = True
     neck_label_fix: bool = True
 
@@ -230,6 +243,38 @@ class ServingConfig:
     max_request_bytes: int = 16 * 1024 * 1024
     max_batch_size: int = 8
     batch_timeout_micros: int = 5000
+
+
+@dataclass(frozen=True)
+class PRGANConfig:
+    """PRGAN baseline (VITON paper Sec. 4.2): pix2pix on the representation without face and hair."""
+
+    # Channels 0..18 of the representation: the 18 keypoint boxes and the body shape.
+    representation_channels: int = 19
+    # pix2pix (Isola et al. 2017, Sec. 4): L1 weighted 100 against an adversarial weight of 1.
+    l1: float = 100.0
+    adversarial: float = 1.0
+
+
+@dataclass(frozen=True)
+class CAGANConfig:
+    """CAGAN baseline (Jetchev & Bergmann 2017, Sec. 3): person and two cloths in, image and alpha out."""
+
+    cycle: float = 1.0  # gamma_c, weight of the cycle (swap back to the worn cloth) L1
+    alpha: float = 0.1  # gamma_i, weight of the L1 on the alpha mask (keeps the person unchanged)
+    adversarial: float = 1.0
+
+
+@dataclass(frozen=True)
+class CRNConfig:
+    """CRN baseline (Chen & Koltun 2017, Sec. 3): refinement modules from coarse to full resolution."""
+
+    coarsest_height: int = 8  # 8x6 at 256x192, as the paper's 4x8 start for its 256x512 images
+    # The paper keeps 1024 features up to 256x512; here the coarsest module has max_filters and
+    # each finer one half as many, down to min_filters (a CPU-sized budget).
+    max_filters: int = 512
+    min_filters: int = 64
+    leaky_relu_slope: float = 0.2  # the paper's lrelu
 
 
 def to_json(config: Any) -> str:

@@ -1,0 +1,155 @@
+"""`viton-tf export`: a training run -> BASE/N/, a SavedModel version TF Serving can load.
+
+The version is written to BASE/.tmp-N-*/ (TF Serving ignores folders that are not integers),
+with the run's config in assets/ and one real request in assets.extra/tf_serving_warmup_requests.
+It is then validated as TFX's InfraValidator does: loaded in a fresh Python process that never
+imports viton_tf, run on that request, its outputs compared with the in-process ones. Only a
+model that passes is renamed into BASE/N/, so a server polling BASE never sees a broken version.
+"""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
+
+import numpy as np
+
+from viton_tf.config import ServingConfig, SynthConfig
+from viton_tf.errors import UserError
+
+WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+# Same machine, same graph: the fresh process must agree up to float noise.
+TOLERANCE = {"warped_cloth": 1e-4, "composition_mask": 1e-4, "tryon": 1.0}  # tryon in 0..255 PNG levels
+
+# Runs in the fresh process: tensorflow and tensorflow-serving-api only.
+VALIDATE_SCRIPT = """
+import sys
+sys.modules["viton_tf"] = None  # any import of viton_tf now fails: the model must not need it
+import numpy as np
+import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
+
+version, out = sys.argv[1], sys.argv[2]
+model = tf.saved_model.load(version)
+missing = {"serving_default", "tryon_tensors"} - set(model.signatures)
+assert not missing, f"signatures missing: {sorted(missing)}"
+record = next(iter(tf.data.TFRecordDataset(version + "/assets.extra/tf_serving_warmup_requests")))
+request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
+outputs = model.signatures[request.model_spec.signature_name or "serving_default"](**inputs)
+np.savez(out, tryon=np.stack([tf.io.decode_png(png).numpy() for png in outputs["tryon_png"].numpy()]),
+         warped_cloth=outputs["warped_cloth"].numpy(), composition_mask=outputs["composition_mask"].numpy())
+"""
+
+
+def example_request(data: Path | None, work: Path, height: int, width: int) -> dict[str, np.ndarray]:
+    """The serving inputs of one real pair: file bytes [1] and COCO-18 keypoints [1, 18, 3].
+
+    From the first test (else train) pair of `data`, or of a one-pair synthetic world at the model's size.
+    """
+    from viton_tf.data.readers import detect_layout, read_keypoints_json, read_pairs
+
+    if data is None:
+        from viton_tf.data.synthetic import write_world
+
+        data = work / "example-world"
+        write_world(data, SynthConfig(pairs=4, height=height, width=width, seed=0, test_fraction=0.25),
+                    progress=False)
+    layout = detect_layout(data)
+    if layout == "original":
+        raise UserError(f"--data {data}: VITON's original layout keeps parsing in .mat files; "
+                        "use a VITON-HD or CP-VTON layout folder (PNG parsing maps)")
+    split = "test" if (Path(data) / "test_pairs.txt").is_file() else "train"
+    files = read_pairs(data, layout, split, skip_bad=True)[0].files
+    return {"person_image": np.array([files["person"].read_bytes()], dtype=object),
+            "cloth_image": np.array([files["cloth"].read_bytes()], dtype=object),
+            "parse_image": np.array([files["parsing"].read_bytes()], dtype=object),
+            "keypoints": read_keypoints_json(files["keypoints"])[None]}
+
+
+def write_warmup(version_dir: Path, inputs: dict[str, np.ndarray], model_name: str) -> None:
+    """TF Serving's warm-up file: a TFRecord of PredictionLog with one Predict request."""
+    import tensorflow as tf
+    from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
+
+    request = predict_pb2.PredictRequest()
+    request.model_spec.name = model_name
+    request.model_spec.signature_name = "serving_default"
+    for name, value in inputs.items():
+        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
+    path = version_dir / WARMUP_FILE
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tf.io.TFRecordWriter(str(path)) as writer:
+        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+        writer.write(log.SerializeToString())
+
+
+def served_outputs(outputs: dict) -> dict[str, np.ndarray]:
+    """serving_default's outputs as the validation compares them (the PNG decoded)."""
+    import tensorflow as tf
+
+    return {"tryon": np.stack([tf.io.decode_png(png).numpy() for png in np.asarray(outputs["tryon_png"])]),
+            "warped_cloth": np.asarray(outputs["warped_cloth"]),
+            "composition_mask": np.asarray(outputs["composition_mask"])}
+
+
+def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path) -> None:
+    """Load `version_dir` in a fresh process without viton_tf and compare its answer with `expected`."""
+    result = work / "fresh_outputs.npz"
+    env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
+    process = subprocess.run([sys.executable, "-c", VALIDATE_SCRIPT, str(version_dir), str(result)],
+                             capture_output=True, text=True, env=env, cwd=work)
+    if process.returncode != 0:
+        lines = [line for line in process.stderr.strip().splitlines() if line.strip()]
+        raise UserError(f"{version_dir}: not published: the model does not run in a fresh process "
+                        f"without viton_tf: {' | '.join(lines[-3:])}")
+    fresh = np.load(result)
+    for name, tolerance in TOLERANCE.items():
+        if fresh[name].shape != expected[name].shape:
+            raise UserError(f"{version_dir}: not published: '{name}' has shape {fresh[name].shape} in a fresh "
+                            f"process, {expected[name].shape} in this one")
+        difference = float(np.abs(fresh[name].astype(np.float64) - expected[name]).max())
+        if not difference <= tolerance:
+            raise UserError(f"{version_dir}: not published: '{name}' differs from the in-process output by "
+                            f"{difference:.3g} (tolerance {tolerance})")
+
+
+def export(run: Path, base: Path, version: int, data: Path | None = None,
+           model_name: str = ServingConfig.model_name) -> Path:
+    """Write, validate and publish BASE/<version>/; returns that folder."""
+    import tensorflow as tf
+
+    from viton_tf.pipeline import TryOnModule
+
+    base = Path(base)
+    final = base / str(version)
+    if final.exists():
+        raise UserError(f"{final}: version {version} already exists; export a new --version")
+    module = TryOnModule.from_run(run)
+    base.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
+    work = Path(tempfile.mkdtemp(prefix="viton-export-"))
+    try:
+        inputs = example_request(data, work, module.height, module.width)
+        expected = served_outputs(module.serving_default(**{k: tf.constant(v) for k, v in inputs.items()}))
+        module.config_file = tf.saved_model.Asset(str(Path(run) / "config.json"))  # -> assets/config.json
+        tf.saved_model.save(module, str(staging), signatures=module.signatures())
+        write_warmup(staging, inputs, model_name)
+        validate(staging, expected, work)
+        os.chmod(staging, 0o755)  # mkdtemp made it private; servers may run as another user
+        os.rename(staging, final)  # atomic: a polling server sees all of the version or none
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    return final
+
+
+def run_export(args) -> int:
+    final = export(args.run, args.out, args.version, getattr(args, "data", None))
+    print(f"exported {args.run} -> {final} (validated in a fresh process)")
+    return 0

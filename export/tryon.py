@@ -1,0 +1,81 @@
+"""`viton-tf tryon`: one person photo and one product photo -> a try-on PNG, offline.
+
+The photos are prepared as `viton-tf prepare` does (BlazePose keypoints, parsing, cloth mask), then run
+through an exported SavedModel (`--method viton`, trained weights) or through the warp-and-paste
+pipeline built in process (`--method nonparametric`, no weights).
+"""
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from viton_tf.errors import UserError
+
+
+def find_version(model: Path) -> Path:
+    """A SavedModel folder: MODEL itself, or its highest integer version when MODEL is a base path."""
+    model = Path(model)
+    if (model / "saved_model.pb").is_file():
+        return model
+    versions = sorted((int(p.name), p) for p in model.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file())
+    if not versions:
+        raise UserError(f"{model}: no saved_model.pb here nor in an integer version folder")
+    return versions[-1][1]
+
+
+def prepared_request(person: Path, cloth: Path, height: int, width: int, work: Path) -> dict:
+    """Prepare both photos into WORK and return the serving_default inputs (batch of one)."""
+    import numpy as np
+
+    from viton_tf.data.readers import read_keypoints_json
+    from viton_tf.prepare import prepare_folder
+
+    for role, photo in (("persons", person), ("cloths", cloth)):
+        (work / role).mkdir(parents=True)
+        shutil.copy(photo, work / role / Path(photo).name)
+    report = prepare_folder(work / "persons", work / "cloths", work / "prepared", height, width, progress=False)
+    if report.errors:
+        raise UserError("; ".join(report.errors.values()))
+    split = work / "prepared" / "test"
+    person_stem, cloth_stem = Path(person).stem, Path(cloth).stem
+    keypoints = read_keypoints_json(split / "openpose_json" / f"{person_stem}_keypoints.json")
+    return {"person_image": np.array([(split / "image" / f"{person_stem}.jpg").read_bytes()]),
+            "cloth_image": np.array([(split / "cloth" / f"{cloth_stem}.jpg").read_bytes()]),
+            "parse_image": np.array([(split / "image-parse-v3" / f"{person_stem}.png").read_bytes()]),
+            "keypoints": keypoints[None].astype(np.float32)}
+
+
+def run_tryon(args) -> int:
+    import tensorflow as tf
+
+    work = Path(tempfile.mkdtemp(prefix="viton-tryon-"))
+    try:
+        if args.method == "viton":
+            if args.model is None:
+                raise UserError("--method viton needs --model (an exported model); "
+                                "--method nonparametric needs no weights")
+            version = find_version(args.model)
+            model = tf.saved_model.load(str(version))
+            serve = model.signatures["serving_default"]
+            height, width = serve.structured_outputs["warped_cloth"].shape[1:3]
+            config = version / "assets" / "config.json"
+            trained = json.loads(config.read_text()).get("train", {}) if config.is_file() else {}
+            print(f"viton: weights of {version} (trained {trained.get('steps', '?')} steps on "
+                  f"{trained.get('data', 'unknown data')})")
+        else:
+            from viton_tf.config import HEIGHT, WIDTH
+            from viton_tf.pipeline import TryOnModule
+
+            height, width = HEIGHT, WIDTH
+            serve = TryOnModule(height, width, method="nonparametric").serving_default
+            print("nonparametric: shape-context TPS warp and paste, no trained weights")
+        inputs = prepared_request(args.person, args.cloth, int(height), int(width), work)
+        outputs = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+        args.out.parent.mkdir(parents=True, exist_ok=True)
+        args.out.write_bytes(outputs["tryon_png"].numpy()[0])
+        print(f"wrote {args.out}")
+        return 0
+    finally:
+        shutil.rmtree(work, ignore_errors=True)

@@ -1,0 +1,152 @@
+"""`viton-tf train` (tiny) -> `export` -> `serve` -> `client`, and the pipeline's in-graph decoding."""
+from __future__ import annotations
+
+import argparse
+import io
+import json
+import shutil
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from export import export as export_job
+from viton_tf.cli import main
+from viton_tf.data.readers import cloth_mask_from_photo as reader_cloth_mask
+from viton_tf.data.readers import read_keypoints_json, read_pairs, read_parsing
+from viton_tf.errors import UserError
+from viton_tf.pipeline import TryOnModule, cloth_mask_from_photo, decode_parsing
+
+REPO = Path(__file__).resolve().parents[1]
+TINY = ["--height", "64", "--width", "48", "--batch-size", "2", "--vgg-weights", "none", "--steps", "2",
+        "--set", "generator.base_filters=16", "--image-every", "1000", "--checkpoint-every", "1000"]
+
+
+@pytest.fixture(scope="module")
+def trained_run(synthetic_world, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("export") / "run"
+    for stage in ("1", "2"):
+        assert main(["train", "--data", str(synthetic_world), "--out", str(run), "--stage", stage, *TINY]) == 0
+    return run
+
+
+@pytest.fixture(scope="module")
+def exported(trained_run, synthetic_world, tmp_path_factory) -> Path:
+    base = tmp_path_factory.mktemp("models") / "viton"
+    assert main(["export", "--run", str(trained_run), "--out", str(base), "--version", "1",
+                 "--data", str(synthetic_world)]) == 0
+    return base
+
+
+def _pair_inputs(world: Path, index: int) -> tuple[dict, dict]:
+    """Serving inputs (bytes, COCO-18 keypoints) of test pair `index`, and its files."""
+    files = read_pairs(world, "vitonhd", "test")[index].files
+    inputs = {"person_image": np.array([files["person"].read_bytes()], dtype=object),
+              "cloth_image": np.array([files["cloth"].read_bytes()], dtype=object),
+              "parse_image": np.array([files["parsing"].read_bytes()], dtype=object),
+              "keypoints": read_keypoints_json(files["keypoints"])[None]}
+    return inputs, files
+
+
+def test_export_writes_a_tf_serving_version(exported, trained_run):
+    version = exported / "1"
+    assert sorted(p.name for p in exported.iterdir()) == ["1"]  # no staging folder left behind
+    assert (version / "saved_model.pb").is_file() and (version / "variables").is_dir()
+    assert json.loads((version / "assets" / "config.json").read_text()) == \
+        json.loads((trained_run / "config.json").read_text())
+    records = list(tf.data.TFRecordDataset(str(version / "assets.extra" / "tf_serving_warmup_requests")))
+    assert len(records) == 1
+    shown = subprocess.run([str(REPO / ".venv/bin/saved_model_cli"), "show", "--all", "--dir", str(version)],
+                           capture_output=True, text=True, check=True).stdout
+    assert "signature_def['serving_default']" in shown and "signature_def['tryon_tensors']" in shown
+    for name in ("person_image", "cloth_image", "parse_image", "keypoints", "tryon_png", "warped_cloth",
+                 "composition_mask", "parsing", "cloth_mask", "garment_mask", "coarse_person"):
+        assert f"['{name}']" in shown, name
+
+
+def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic_world, tmp_path):
+    from serving.client import predict_grpc, run_client
+    from serving_toy import Server
+
+    inputs, files = _pair_inputs(synthetic_world, 1)  # not the warm-up pair
+    module = TryOnModule.from_run(trained_run)
+    local = module.serving_default(**{name: tf.constant(value) for name, value in inputs.items()})
+    config = tmp_path / "models.config"
+    config.write_text(f'model_config_list {{ config {{ name: "viton" base_path: "{exported}" '
+                      'model_platform: "tensorflow" } }\n')
+    server = Server(config, tmp_path / "serve.log")
+    try:
+        server.wait_ready("viton")
+        served = predict_grpc(f"localhost:{server.grpc_port}", inputs, "viton")
+        np.testing.assert_allclose(served["warped_cloth"], local["warped_cloth"].numpy(), atol=1e-4)
+        np.testing.assert_allclose(served["composition_mask"], local["composition_mask"].numpy(), atol=1e-4)
+        local_png = tf.io.decode_png(local["tryon_png"][0]).numpy().astype(int)
+        assert np.abs(tf.io.decode_png(served["tryon_png"][0]).numpy() - local_png).max() <= 1
+        # The CLI client with the pair's OpenPose BODY_25 file gives the same readable PNG.
+        args = argparse.Namespace(server=f"localhost:{server.grpc_port}", person=files["person"],
+                                  cloth=files["cloth"], parse=files["parsing"], keypoints=files["keypoints"],
+                                  out=tmp_path / "tryon.png", model="viton", version=None, rest=False)
+        assert run_client(args) == 0
+        written = tf.io.decode_png((tmp_path / "tryon.png").read_bytes()).numpy()
+        assert written.shape == (64, 48, 3) and np.abs(written - local_png).max() <= 1
+        assert "viton:1: available (1 warm-up requests replayed)" in server.log.read_text()
+    finally:
+        assert server.stop() == 0
+
+
+def test_palette_and_grayscale_parsing_decode_to_the_same_labels(tmp_path):
+    image = pytest.importorskip("PIL.Image")
+    labels = np.zeros((32, 24), np.uint8)
+    labels[4:20, 3:20], labels[10:30, 8:12], labels[0:4, :] = 5, 13, 2
+    palette = image.fromarray(labels, mode="P")
+    palette.putpalette([v for i in range(256) for v in ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)])
+    for name, picture in (("palette.png", palette), ("grey.png", image.fromarray(labels, mode="L"))):
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        (tmp_path / name).write_bytes(buffer.getvalue())
+        decoded = decode_parsing(tf.constant(buffer.getvalue()), 32, 24).numpy()
+        np.testing.assert_array_equal(decoded, labels, err_msg=name)
+        np.testing.assert_array_equal(read_parsing(tmp_path / name, (32, 24)), labels)  # agrees with the reader
+    half = decode_parsing(tf.constant((tmp_path / "palette.png").read_bytes()), 16, 12).numpy()
+    assert set(np.unique(half)) == {0, 2, 5, 13}
+
+
+def test_cloth_mask_from_photo_matches_the_mask_files(synthetic_world):
+    # The world's 64x48 JPEGs have noisy white (250-254), where the paper's fixed 253.9 gives IoU ~0.5.
+    for pair in read_pairs(synthetic_world, "vitonhd", "test"):
+        photo = tf.io.decode_jpeg(pair.files["cloth"].read_bytes()).numpy()
+        ours = cloth_mask_from_photo(tf.constant(photo[None], tf.float32) / 127.5 - 1.0).numpy()[0, ..., 0] > 0.5
+        truth = tf.io.decode_jpeg(pair.files["cloth_mask"].read_bytes()).numpy()[..., 0] > 127
+        assert (ours & truth).sum() / (ours | truth).sum() > 0.7, pair.cloth
+    white = np.full((1, 32, 24, 3), 255, np.uint8)
+    white[0, 8:24, 6:18] = 90
+    white[0, 14:16, 10:12] = 255  # a hole in the garment is filled
+    ours = cloth_mask_from_photo(tf.constant(white, tf.float32) / 127.5 - 1.0).numpy()[0, ..., 0]
+    np.testing.assert_array_equal(ours, reader_cloth_mask(white[0]).astype(np.float32))
+
+
+@pytest.mark.slow
+def test_export_is_deterministic_and_never_publishes_a_failed_model(exported, trained_run, synthetic_world,
+                                                                    monkeypatch):
+    assert main(["export", "--run", str(trained_run), "--out", str(exported), "--version", "2",
+                 "--data", str(synthetic_world)]) == 0
+    inputs = {k: tf.constant(v) for k, v in _pair_inputs(synthetic_world, 1)[0].items()}
+    first, second = (tf.saved_model.load(str(exported / v)).signatures["serving_default"](**inputs) for v in "12")
+    assert first["tryon_png"].numpy()[0] == second["tryon_png"].numpy()[0]
+    np.testing.assert_array_equal(first["warped_cloth"], second["warped_cloth"])
+
+    # A model whose fresh-process answer differs from the in-process one is not published.
+    served_outputs = export_job.served_outputs
+
+    def shifted(outputs):
+        values = served_outputs(outputs)
+        return {**values, "warped_cloth": values["warped_cloth"] + 0.5}
+    monkeypatch.setattr(export_job, "served_outputs", shifted)
+    with pytest.raises(UserError, match="not published: 'warped_cloth' differs .* by 0.5"):
+        export_job.export(trained_run, exported, 3, synthetic_world)
+    assert sorted(p.name for p in exported.iterdir()) == ["1", "2"]
+    with pytest.raises(UserError, match="already exists"):
+        export_job.export(trained_run, exported, 2, synthetic_world)
+    shutil.rmtree(exported / "2")

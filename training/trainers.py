@@ -1,0 +1,212 @@
+"""The Keras models that `model.fit` trains: one custom `train_step` per VITON stage.
+
+A training model owns its networks, computes the loss terms, applies the gradients and reports every
+term as a metric (so the progress bar, CSVLogger and TensorBoard see them). Baselines add theirs to
+`training.train.METHODS` with the same interface: `saved_networks()` and `image_grid(batch)`.
+"""
+from __future__ import annotations
+
+import keras
+import tensorflow as tf
+
+from viton_tf import losses
+from viton_tf.config import DiscriminatorConfig, LossConfig, WarpConfig
+from viton_tf.models.discriminator import PatchDiscriminator
+
+
+class Frozen:
+    """Holds a network outside Keras' tracking: its weights stay out of the optimizer, backups and checkpoints."""
+
+    def __init__(self, network: keras.Model):
+        network.trainable = False
+        self.network = network
+
+    def __call__(self, inputs):
+        return self.network(inputs, training=False)
+
+
+class TrainingModel(keras.Model):
+    """Base: one Mean metric per loss term, gradient steps that are correct under tf.distribute, an optional PatchGAN."""
+
+    def __init__(self, loss_names: tuple[str, ...], discriminator_config: DiscriminatorConfig | None = None,
+                 adversarial_weight: float = 0.0, **kwargs):
+        super().__init__(**kwargs)
+        self.discriminator = None
+        self.adversarial_weight = adversarial_weight
+        if discriminator_config is not None:
+            self.discriminator = PatchDiscriminator(discriminator_config, name="discriminator")
+            self.gan_loss = discriminator_config.gan_loss
+            loss_names += ("adversarial", "discriminator")
+        self.trackers = {name: keras.metrics.Mean(name=name) for name in loss_names}
+
+    @property
+    def metrics(self):
+        return list(self.trackers.values())
+
+    def compile(self, optimizer, discriminator_optimizer=None):
+        super().compile(optimizer=optimizer)
+        self.discriminator_optimizer = discriminator_optimizer
+
+    def build_all(self, batch) -> None:
+        """Create every network's variables from one batch (BackupAndRestore restores into built models)."""
+        if self.discriminator is not None:  # first: Keras warns when a call leaves a sub-network unbuilt
+            self.discriminator({"condition": _condition(batch), "image": batch["person"]})
+        self(batch)
+
+    def _maybe_symbolic_build(self, iterator=None, data_batch=None):
+        # Keras builds models under a strategy by reducing one dict batch, which MultiWorkerMirroredStrategy
+        # cannot do (keras 3.15); build_all has built everything already, as without a strategy.
+        return
+
+    def build_optimizers(self, variables: list) -> None:
+        """Create the optimizer slots up front, so a backup restores into the exact variables it saved."""
+        self.optimizer.build(variables)
+        if self.discriminator is not None:
+            self.discriminator_optimizer.build(self.discriminator.trainable_variables)
+
+    @staticmethod
+    def apply(optimizer, tape, loss, variables) -> None:
+        # Gradients are summed over replicas: the per-replica mean loss is divided by their number.
+        replicas = tf.distribute.get_strategy().num_replicas_in_sync
+        gradients = tape.gradient(loss, variables)
+        optimizer.apply_gradients(zip([g / replicas for g in gradients], variables))
+
+    def adversarial_terms(self, terms: dict, condition, real, fake) -> None:
+        """Add the generator's adversarial term and the discriminator's loss to `terms` (inside both tapes)."""
+        real_logits = self.discriminator({"condition": condition, "image": real}, training=True)
+        fake_logits = self.discriminator({"condition": condition, "image": tf.stop_gradient(fake)}, training=True)
+        terms["discriminator"] = losses.discriminator_loss(real_logits, fake_logits, self.gan_loss)
+        fool_logits = self.discriminator({"condition": condition, "image": fake}, training=True)
+        terms["adversarial"] = losses.generator_adversarial_loss(fool_logits, self.gan_loss)
+        terms["loss"] = terms["loss"] + self.adversarial_weight * terms["adversarial"]
+
+    def record(self, terms: dict) -> dict:
+        for name, value in terms.items():
+            self.trackers[name].update_state(value)
+        results = {name: tracker.result() for name, tracker in self.trackers.items()}
+        if isinstance(tf.distribute.get_strategy(), tf.distribute.MultiWorkerMirroredStrategy):
+            # keras 3.15 averages step results over workers along axis 0, which a scalar lacks.
+            results = {name: tf.reshape(value, [1]) for name, value in results.items()}
+        return results
+
+    def saved_networks(self) -> dict[str, keras.Model]:
+        """Weight-file stem -> the network this stage trains (RUN/<stem>.weights.h5)."""
+        raise NotImplementedError
+
+    def image_grid(self, batch) -> list[tuple[str, tf.Tensor]]:
+        """(name, [B,H,W,3] in [0, 1]) columns of the TensorBoard image grid, left to right."""
+        raise NotImplementedError
+
+
+def _generator_inputs(batch) -> dict:
+    return {"representation": batch["representation"], "cloth": batch["cloth"]}
+
+
+def _condition(batch):
+    return tf.concat([batch["representation"], batch["cloth"]], axis=-1)
+
+
+def _image(x):
+    return (x + 1.0) / 2.0
+
+
+def _mask(x):
+    return tf.tile(x, [1, 1, 1, 3])
+
+
+class VitonStage1(TrainingModel):
+    """Stage 1: G_C learns the coarse person and the clothing mask."""
+
+    def __init__(self, generator: keras.Model, perceptual: losses.PerceptualLoss | None,
+                 loss_config: LossConfig = LossConfig(), discriminator_config: DiscriminatorConfig | None = None,
+                 **kwargs):
+        super().__init__(("loss", "l1", "mask_l1", "perceptual"), discriminator_config, loss_config.adversarial,
+                         **kwargs)
+        self.generator = generator
+        self.perceptual = perceptual
+        self.loss_config = loss_config
+
+    def call(self, batch, training=False):
+        return self.generator(_generator_inputs(batch), training=training)
+
+    def train_step(self, batch):
+        variables = self.generator.trainable_variables
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            outputs = self.generator(_generator_inputs(batch), training=True)
+            terms = losses.stage1_losses(batch["person"], batch["garment_mask"], outputs, self.perceptual,
+                                         self.loss_config)
+            if self.discriminator is not None:
+                self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["coarse_person"])
+        self.apply(self.optimizer, g_tape, terms["loss"], variables)
+        if self.discriminator is not None:
+            self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"],
+                       self.discriminator.trainable_variables)
+        return self.record(terms)
+
+    def saved_networks(self):
+        return {"generator": self.generator}
+
+    def image_grid(self, batch):
+        outputs = self.generator(_generator_inputs(batch), training=False)
+        return [("person", _image(batch["person"])), ("cloth", _image(batch["cloth"])),
+                ("coarse_person", _image(outputs["coarse_person"])), ("cloth_mask", _mask(outputs["cloth_mask"])),
+                ("target_mask", _mask(batch["garment_mask"]))]
+
+
+class VitonStage2(TrainingModel):
+    """Stage 2: G_R learns the composition mask; G_C is frozen, the cloth is warped onto its mask by shape-context TPS."""
+
+    def __init__(self, generator: keras.Model, refinement: keras.Model, perceptual: losses.PerceptualLoss | None,
+                 loss_config: LossConfig = LossConfig(), warp_config: WarpConfig = WarpConfig(),
+                 target_mask: str = "predicted", discriminator_config: DiscriminatorConfig | None = None,
+                 **kwargs):
+        super().__init__(("loss", "l1", "perceptual", "composition_mask", "tv"), discriminator_config,
+                         loss_config.adversarial, **kwargs)
+        if target_mask not in ("predicted", "ground_truth"):
+            raise ValueError(f"TrainConfig.stage2_target_mask: expected 'predicted' or 'ground_truth', got {target_mask!r}")
+        self.generator = Frozen(generator)
+        self.refinement = refinement
+        self.perceptual = perceptual
+        self.loss_config = loss_config
+        self.warp_config = warp_config
+        self.target_mask = target_mask
+
+    def refinement_inputs(self, batch) -> dict:
+        """G_C's coarse person, the cloth warped onto the target garment mask, and that mask."""
+        from viton_tf.warp.shape_context import warp_cloth
+
+        coarse = self.generator(_generator_inputs(batch))
+        if self.target_mask == "predicted":
+            mask = tf.cast(coarse["cloth_mask"] > 0.5, tf.float32)
+        else:
+            mask = batch["garment_mask"]
+        warped_cloth, _ = warp_cloth(batch["cloth"], batch["cloth_mask"], mask, self.warp_config)
+        return {"warped_cloth": warped_cloth, "coarse_person": coarse["coarse_person"], "garment_mask": mask}
+
+    def call(self, batch, training=False):
+        return self.refinement(self.refinement_inputs(batch), training=training)
+
+    def train_step(self, batch):
+        inputs = self.refinement_inputs(batch)
+        variables = self.refinement.trainable_variables
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            outputs = self.refinement(inputs, training=True)
+            terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
+            if self.discriminator is not None:
+                self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"])
+        self.apply(self.optimizer, g_tape, terms["loss"], variables)
+        if self.discriminator is not None:
+            self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"],
+                       self.discriminator.trainable_variables)
+        return self.record(terms)
+
+    def saved_networks(self):
+        return {"refinement": self.refinement}
+
+    def image_grid(self, batch):
+        inputs = self.refinement_inputs(batch)
+        outputs = self.refinement(inputs, training=False)
+        return [("person", _image(batch["person"])), ("cloth", _image(batch["cloth"])),
+                ("coarse_person", _image(inputs["coarse_person"])), ("cloth_mask", _mask(inputs["garment_mask"])),
+                ("warped_cloth", _image(inputs["warped_cloth"])),
+                ("composition_mask", _mask(outputs["composition_mask"])), ("tryon", _image(outputs["tryon"]))]
