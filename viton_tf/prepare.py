@@ -142,15 +142,13 @@ def cloth_mask(cloth: np.ndarray) -> np.ndarray:
 
 
 def _cloth_fixes():
-    """The warp issue's neck-label and collar fixes as one traced function, when that module is there:
+    """The neck-label and collar fixes as one traced function:
     (cloth [1,H,W,3], mask [1,H,W,1]) -> (cloth without the neck label, mask without the inner collar)."""
-    try:
-        import tensorflow as tf
+    import tensorflow as tf
 
-        from viton_tf.warp.cloth_fixes import fix_collar, remove_neck_label
-    except ImportError:
-        return None
-    return tf.function(lambda cloth, mask: (remove_neck_label(cloth, mask), fix_collar(mask, cloth)))
+    from viton_tf.warp.cloth_fixes import fix_cloth
+
+    return tf.function(lambda cloth, mask: fix_cloth(cloth, mask, True, True))
 
 
 def prepare_cloth(image: np.ndarray, height: int, width: int, fixes=None):
@@ -228,7 +226,7 @@ def prepare_folder(persons_dir: Path, cloths_dir: Path, out: Path, height: int, 
     persons, cloths = _photos(Path(persons_dir), "person"), _photos(Path(cloths_dir), "product")
     pairs = _pairs(pairs_file, persons, cloths)
     split = Path(out) / "test"
-    fixes = _cloth_fixes()  # None without viton_tf/warp/cloth_fixes.py: label and collar stay as photographed
+    fixes = _cloth_fixes()
     report = Report()
     jobs = [("person", stem, path) for stem, path in persons.items()]
     jobs += [("cloth", stem, path) for stem, path in cloths.items()]

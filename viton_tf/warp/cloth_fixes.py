@@ -9,6 +9,8 @@ a visible inner collar is left alone.
 """
 from __future__ import annotations
 
+import math
+
 import tensorflow as tf
 
 # Fractions of the garment's height / torso width (the mask's geometry), and colour
@@ -72,7 +74,10 @@ def _geometry(mask: tf.Tensor):
 
 
 def find_collar(cloth: tf.Tensor, cloth_mask: tf.Tensor):
-    """(inner back collar [B,H,W,1], neck label [B,H,W,1]) as {0, 1} masks; zeros where none."""
+    """(inner back collar [B,H,W,1], neck label [B,H,W,1]) as {0, 1} masks; zeros where none.
+
+    Needs static height and width (the window and its crop are sized from them).
+    """
     cloth = tf.convert_to_tensor(cloth, tf.float32)
     cloth_mask = tf.convert_to_tensor(cloth_mask, tf.float32)
     height, width = cloth.shape[1], cloth.shape[2]
@@ -84,8 +89,6 @@ def find_collar(cloth: tf.Tensor, cloth_mask: tf.Tensor):
     top_f = tf.cast(top, tf.float32)[:, None, None]
     centre_b = centre[:, None, None]
     inside = mask > 0.5
-    window = (rows >= top_f) & (rows <= top_f + WINDOW_DEPTH * span[:, None, None]) \
-        & (tf.abs(cols - centre_b) <= WINDOW_HALF_WIDTH * torso[:, None, None]) & inside
 
     # The garment's typical luminance: the mean over the chest rows.
     chest = (rows >= top_f + 0.3 * span[:, None, None]) & (rows <= top_f + 0.6 * span[:, None, None]) & inside
@@ -132,6 +135,19 @@ def find_collar(cloth: tf.Tensor, cloth_mask: tf.Tensor):
     seed_colour = tf.gather(patch, best, axis=1, batch_dims=1)  # [B, 3]
     has_seed = tf.reduce_any(candidate, axis=1)
 
+    # The rest looks only at the window (the top middle of the garment): crop it.
+    crop_h = min(height, math.ceil(WINDOW_DEPTH * height) + 2)
+    crop_w = min(width, math.ceil(2 * WINDOW_HALF_WIDTH * width) + 3)
+    y0 = tf.clip_by_value(top, 0, height - crop_h)
+    x0 = tf.clip_by_value(centre_col - crop_w // 2, 0, width - crop_w)
+    crop_y, crop_x = y0[:, None] + tf.range(crop_h)[None], x0[:, None] + tf.range(crop_w)[None]
+    crop = lambda image: tf.gather(tf.gather(image, crop_y, axis=1, batch_dims=1), crop_x, axis=2, batch_dims=1)
+    rgb, inside = crop(rgb), crop(inside)
+    rows = tf.cast(crop_y, tf.float32)[:, :, None]
+    cols = tf.cast(crop_x, tf.float32)[:, None, :]
+    window = (rows >= top_f) & (rows <= top_f + WINDOW_DEPTH * span[:, None, None]) \
+        & (tf.abs(cols - centre_b) <= WINDOW_HALF_WIDTH * torso[:, None, None]) & inside
+
     tolerance = COLOUR_TOLERANCE + RELATIVE_TOLERANCE * seed_colour[:, None, None]
     similar = tf.reduce_all(tf.abs(rgb - seed_colour[:, None, None]) < tolerance, axis=-1)
     allowed = tf.cast(window & similar, tf.float32)[..., None]
@@ -165,8 +181,17 @@ def find_collar(cloth: tf.Tensor, cloth_mask: tf.Tensor):
         & (area >= min_area)
     keep = tf.cast(plausible, tf.float32)[:, None, None, None]
     has_label = tf.cast(plausible & (label_area >= min_area) & (label_area <= max_area), tf.float32)
-    label = _dilate(label, 3) * cloth_mask * has_label[:, None, None, None]
-    return band * keep, label
+    label = _dilate(label, 3) * tf.cast(inside, tf.float32)[..., None] * has_label[:, None, None, None]
+
+    # Back to the full size.
+    from_y = tf.range(height)[None] - y0[:, None]
+    from_x = tf.range(width)[None] - x0[:, None]
+    in_crop = tf.cast((from_y >= 0) & (from_y < crop_h), tf.float32)[:, :, None, None] \
+        * tf.cast((from_x >= 0) & (from_x < crop_w), tf.float32)[:, None, :, None]
+    from_y, from_x = tf.clip_by_value(from_y, 0, crop_h - 1), tf.clip_by_value(from_x, 0, crop_w - 1)
+    uncrop = lambda image: in_crop * tf.gather(tf.gather(image, from_y, axis=1, batch_dims=1), from_x,
+                                               axis=2, batch_dims=1)
+    return uncrop(band * keep), uncrop(label)
 
 
 def detect_neck_label(cloth: tf.Tensor, cloth_mask: tf.Tensor) -> tf.Tensor:
@@ -197,7 +222,7 @@ def fix_cloth(cloth: tf.Tensor, cloth_mask: tf.Tensor, neck_label: bool = True, 
         return cloth, cloth_mask
     band, label = find_collar(cloth, cloth_mask)
     if neck_label:
-        cloth = inpaint(cloth, label, cloth_mask, max(4, cloth.shape[2] // 12))
+        cloth = inpaint(cloth, label, cloth_mask, max(3, cloth.shape[2] // 24))
     if collar:
         cloth_mask = cloth_mask * (1.0 - band)
     return cloth, cloth_mask

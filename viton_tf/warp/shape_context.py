@@ -279,6 +279,15 @@ def _match_points(source_mask, target_mask, config: WarpConfig, matcher: str):
     count1, count2 = tf.split(counts, 2, axis=0)
     x, y = x / config.match_width, y / config.match_width
     num = config.num_points
+    # An (almost) empty or frame-filling mask has no usable contour and would make every solve
+    # below singular: match a unit circle instead, and fit_tps returns the identity for it.
+    valid = tf.logical_and(count1 >= config.min_boundary_pixels, count2 >= config.min_boundary_pixels)
+    angles = tf.range(num, dtype=tf.float32) * (2.0 * np.pi / num)
+    circle = tf.stack([0.5 + 0.25 * tf.cos(angles), 0.5 + 0.25 * tf.sin(angles)], axis=-1)[None]
+    x = tf.where(valid[:, None, None], x, circle)
+    y = tf.where(valid[:, None, None], y, circle)
+    t1 = tf.where(valid[:, None], t1, angles[None] + np.pi / 2)
+    t2 = tf.where(valid[:, None], t2, angles[None] + np.pi / 2)
     batch = tf.shape(x)[0]
     ones = tf.ones([batch, num], tf.float32)
     tips = x + tf.stack([tf.cos(t1), tf.sin(t1)], axis=-1) / config.match_width  # tps_main.m:216
@@ -305,7 +314,6 @@ def _match_points(source_mask, target_mask, config: WarpConfig, matcher: str):
         xk = new_xk
         # tps_main.m:216-228: the warped tangent tips give the new angles.
         tk = tf.atan2(new_tips[..., 1] - xk[..., 1], new_tips[..., 0] - xk[..., 0])
-    valid = tf.logical_and(count1 >= config.min_boundary_pixels, count2 >= config.min_boundary_pixels)
     return x, y, plan, beta, valid
 
 
@@ -365,6 +373,15 @@ def warp_cloth(cloth: tf.Tensor, cloth_mask: tf.Tensor, target_mask: tf.Tensor,
 
     cloth, cloth_mask = cloth_fixes.fix_cloth(cloth, cloth_mask, config.neck_label_fix, config.collar_fix)
     source, target = fit_tps(cloth_mask, target_mask, config, matcher)
-    warped, _ = tps.sparse_image_warp(tf.concat([cloth, cloth_mask], axis=-1), source, target,
-                                      flow_stride=config.flow_stride)
-    return warped[..., :3], tf.clip_by_value(warped[..., 3:], 0.0, 1.0)
+    warped, flow = tps.sparse_image_warp(tf.concat([cloth, cloth_mask], axis=-1), source, target,
+                                         flow_stride=config.flow_stride)
+    # dense_image_warp repeats the border pixels outside the product photo (a sleeve cut by
+    # the photo's edge would stream off it): there is only white background out there.
+    height, width = tf.shape(cloth)[1], tf.shape(cloth)[2]
+    ys, xs = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
+    from_y, from_x = ys[None] - flow[..., 0], xs[None] - flow[..., 1]
+    inside = (from_y > -0.5) & (from_y < tf.cast(height, tf.float32) - 0.5) \
+        & (from_x > -0.5) & (from_x < tf.cast(width, tf.float32) - 0.5)
+    inside = tf.cast(inside, tf.float32)[..., None]
+    warped_cloth = warped[..., :3] * inside + (1.0 - inside)
+    return warped_cloth, tf.clip_by_value(warped[..., 3:], 0.0, 1.0) * inside

@@ -1,0 +1,161 @@
+"""Shape-context matching and the TPS warp it drives (64x48 masks)."""
+from __future__ import annotations
+
+import json
+
+import cv2
+import numpy as np
+import pytest
+import tensorflow as tf
+
+from viton_tf.config import WarpConfig
+from viton_tf.warp import shape_context, tps
+
+HEIGHT, WIDTH = 64, 48
+PLAIN = WarpConfig(collar_fix=False, neck_label_fix=False)
+
+
+def shirt_mask(affine: np.ndarray | None = None) -> np.ndarray:
+    """A T-shirt silhouette [1, 64, 48, 1], optionally moved by a 2x3 affine map."""
+    outline = np.array([[0.3, 0.1], [0.42, 0.12], [0.5, 0.18], [0.58, 0.12], [0.7, 0.1], [0.92, 0.3],
+                        [0.82, 0.38], [0.75, 0.3], [0.75, 0.9], [0.25, 0.9], [0.25, 0.3], [0.18, 0.38],
+                        [0.08, 0.3]]) * [WIDTH, HEIGHT]
+    if affine is not None:
+        outline = outline @ affine[:, :2].T + affine[:, 2]
+    mask = np.zeros((HEIGHT, WIDTH), np.uint8)
+    cv2.fillPoly(mask, [np.round(outline * 16).astype(np.int32)], 1, cv2.LINE_8, 4)
+    return mask.astype(np.float32)[None, ..., None]
+
+
+AFFINE = np.array([[0.85, 0.1, 5.0], [-0.05, 0.9, 4.0]])
+
+
+def iou(a, b) -> float:
+    a, b = np.asarray(a) > 0.5, np.asarray(b) > 0.5
+    return float((a & b).sum() / (a | b).sum())
+
+
+def test_contour_points_lie_on_the_boundary_in_graph():
+    masks = np.concatenate([shirt_mask(), shirt_mask(AFFINE)])
+    function = tf.function(lambda m: shape_context.sample_contour(m, PLAIN),
+                           input_signature=[tf.TensorSpec([None, HEIGHT, WIDTH, 1])], jit_compile=True)
+    points, tangents, counts = (t.numpy() for t in function(masks))
+    assert points.shape == (2, 100, 2) and tangents.shape == (2, 100)
+    for mask, pts, count in zip(masks, points, counts):
+        binary = mask[..., 0] > 0.5
+        boundary = binary & ~cv2.erode(binary.astype(np.uint8), np.ones((3, 3), np.uint8)).astype(bool)
+        assert count == boundary.sum() >= 100
+        ys, xs = np.nonzero(boundary)
+        distance = np.sqrt(((pts[:, None] - np.stack([xs, ys], 1)[None]) ** 2).sum(-1)).min(1)
+        assert distance.max() <= 0.51  # half a pixel outwards, onto the 0.5 level line
+        assert len(np.unique(np.round(pts, 3), axis=0)) == 100
+        # Farthest-point sampling spreads them: no two closer than half the mean spacing.
+        gaps = np.sqrt(((pts[:, None] - pts[None]) ** 2).sum(-1)) + np.eye(100) * 1e9
+        assert gaps.min() > 0.5 * np.sqrt(boundary.sum() / 100.0)
+
+
+def test_shape_context_histograms_count_neighbours_and_are_scale_invariant():
+    rng = np.random.default_rng(0)
+    points = rng.uniform(0, 40, (2, 100, 2)).astype(np.float32)
+    hist, mean_dist = shape_context.shape_context(points, None, PLAIN)
+    hist = hist.numpy()
+    assert hist.shape == (2, 100, 60)
+    distance = np.sqrt(((points[:, :, None] - points[:, None]) ** 2).sum(-1))
+    np.testing.assert_allclose(mean_dist, distance.mean(axis=(1, 2)), rtol=1e-5)
+    # Every point within r_outer mean distances (itself included) lands in exactly one bin.
+    within = (distance / distance.mean(axis=(1, 2))[:, None, None] < 2.0).sum(-1)
+    np.testing.assert_array_equal(hist.sum(-1), within)
+    moved, _ = shape_context.shape_context(points * 2.5 + 7.0, None, PLAIN)
+    np.testing.assert_array_equal(moved.numpy(), hist)
+    cost = shape_context.chi2_cost(hist, hist).numpy()
+    assert np.abs(np.diagonal(cost, axis1=1, axis2=2)).max() < 1e-6
+    assert cost.min() >= -1e-6 and cost.max() <= 1.0 + 1e-6
+
+
+def test_sinkhorn_plan_is_doubly_stochastic():
+    cost = tf.random.stateless_uniform([2, 125, 125], seed=[1, 2])
+    plan = shape_context.sinkhorn_plan(cost, 0.005, 200, 0.1).numpy()  # random costs converge slowly
+    np.testing.assert_allclose(plan.sum(2), 1.0, atol=1e-2)
+    np.testing.assert_allclose(plan.sum(1), 1.0, atol=1e-3)
+
+
+@pytest.mark.parametrize("matcher, tolerance", [("hungarian", 1e-3), ("sinkhorn", 0.5)])
+def test_equal_masks_give_the_identity(matcher, tolerance):
+    mask = shirt_mask()
+    source, target = shape_context.fit_tps(mask, mask, PLAIN, matcher)
+    assert source.shape == (1, 100, 2)
+    assert np.abs(source - target).max() < tolerance
+
+
+def test_both_matchers_recover_an_affine_deformation():
+    source_mask, target_mask = shirt_mask(), shirt_mask(AFFINE)
+    assert iou(source_mask, target_mask) < 0.7
+    controls = {}
+    for matcher in ("hungarian", "sinkhorn"):
+        source, target = shape_context.fit_tps(source_mask, target_mask, PLAIN, matcher)
+        warped, _ = tps.sparse_image_warp(source_mask, source, target)
+        assert iou(warped, target_mask) > 0.9, matcher
+        controls[matcher] = source.numpy()
+    assert np.abs(controls["hungarian"] - controls["sinkhorn"]).mean() < 1.0
+
+
+def test_warp_cloth_in_tf_function_with_unknown_batch():
+    cloth = np.tile(np.linspace(-1, 1, WIDTH, dtype=np.float32)[None, None, :, None], (2, HEIGHT, 1, 3))
+    masks = np.concatenate([shirt_mask(), shirt_mask()])
+    targets = np.concatenate([shirt_mask(AFFINE), shirt_mask()])
+    spec = [tf.TensorSpec([None, HEIGHT, WIDTH, 3]), tf.TensorSpec([None, HEIGHT, WIDTH, 1]),
+            tf.TensorSpec([None, HEIGHT, WIDTH, 1])]
+    function = tf.function(lambda c, m, t: shape_context.warp_cloth(c, m, t, WarpConfig(), "sinkhorn"),
+                           input_signature=spec, jit_compile=True)
+    warped, warped_mask = function(cloth, masks, targets)
+    assert warped.shape == (2, HEIGHT, WIDTH, 3) and warped_mask.shape == (2, HEIGHT, WIDTH, 1)
+    assert iou(warped_mask[0], targets[0]) > 0.9
+    assert iou(warped_mask[1], masks[1]) > 0.97  # equal masks: (nearly) unchanged
+
+
+def test_gradients_flow_through_sinkhorn_and_the_warp():
+    cost = tf.Variable(tf.random.stateless_uniform([1, 125, 125], seed=[3, 4]))
+    with tf.GradientTape() as tape:
+        plan = shape_context.sinkhorn_plan(cost, 0.02, 20, 0.1)
+        loss = tf.reduce_sum(plan[:, :100, :100] * tf.range(100, dtype=tf.float32)[None, None])
+    gradient = tape.gradient(loss, cost).numpy()
+    assert np.isfinite(gradient).all() and np.abs(gradient).max() > 1e-3
+
+    cloth = tf.Variable(tf.random.stateless_uniform([1, HEIGHT, WIDTH, 3], seed=[5, 6]) * 2 - 1)
+    points = tf.Variable(tf.constant(np.random.default_rng(1).uniform(5, 40, (1, 100, 2)), tf.float32))
+    with tf.GradientTape() as tape:
+        warped, _ = shape_context.warp_cloth(cloth, shirt_mask(), shirt_mask(AFFINE), WarpConfig(), "sinkhorn")
+        hist, _ = shape_context.shape_context(points, None, PLAIN)
+        fitted = shape_context.fit_weighted_tps(points, points * 1.1, tf.ones([1, 100]), tf.constant([10.0]))
+        loss = tf.reduce_sum(warped) + tf.reduce_sum(fitted[1])
+    cloth_gradient, point_gradient = tape.gradient(loss, [cloth, points])
+    assert np.abs(cloth_gradient.numpy()).sum() > 0
+    assert np.isfinite(point_gradient.numpy()).all()
+
+
+def test_warp_eval_writes_its_report(synthetic_world, tmp_path):
+    from viton_tf.cli import main
+
+    out = tmp_path / "warp.json"
+    assert main(["warp-eval", "--data", str(synthetic_world), "--out", str(out), "--matcher", "sinkhorn"]) == 0
+    report = json.loads(out.read_text())
+    for key in ("median_iou", "mean_iou", "ssim_in_garment", "ms_per_pair"):
+        assert np.isfinite(report[key]), key
+        assert np.isfinite(report["bbox_affine"][key]), key
+    assert report["pairs"] == 4 and (report["height"], report["width"]) == (64, 48)
+    assert 0.5 < report["median_iou"] <= 1.0
+    assert set(report["neck_label"]) >= {"detection_rate", "false_positive_rate"}
+    assert "iou_gain" in report["collar"]
+
+
+def test_degenerate_masks_give_the_identity_warp_instead_of_a_singular_solve():
+    """An empty or frame-filling target (an untrained G_C predicts these) must not break stage 2."""
+    cloth = tf.random.uniform([3, 64, 48, 3], -1.0, 1.0, seed=1)
+    band = tf.concat([tf.zeros([3, 16, 48, 1]), tf.ones([3, 32, 48, 1]), tf.zeros([3, 16, 48, 1])], axis=1)
+    targets = tf.stack([tf.zeros([64, 48, 1]), tf.ones([64, 48, 1]), band[0]])
+    warped, warped_mask = shape_context.warp_cloth(cloth, band, targets,
+                                                   WarpConfig(collar_fix=False, neck_label_fix=False))
+    assert np.isfinite(warped.numpy()).all()
+    # Identity: the cloth's band comes back where it was.
+    np.testing.assert_allclose(warped_mask.numpy()[:2], band.numpy()[:2], atol=1e-3)
+    np.testing.assert_allclose(warped.numpy()[:2], cloth.numpy()[:2], atol=1e-3)
