@@ -1,0 +1,392 @@
+"""`viton-tf evaluate`: every trained method on the same test pairs -> metrics.json, metrics.md, comparison.png.
+
+Paired metrics compare each person's try-on with their own garment to the photo itself; unpaired ones
+compare the try-on with another garment to the synthetic world's true image of that person wearing it
+(test/unpaired-image/<person>__<cloth>.jpg), which no real dataset has. Inception Score and FID need
+real Inception weights and are never computed on random ones.
+"""
+from __future__ import annotations
+
+import json
+import math
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+from viton_tf.errors import UserError
+
+NO_WEIGHTS = "n/a (no weights)"
+# Method order of the paper's Table 1, then VITON itself.
+METHODS = ("prgan", "cagan", "crn", "encoder_decoder", "nonparametric", "viton")
+TITLES = {"prgan": "PRGAN", "cagan": "CAGAN", "crn": "CRN", "encoder_decoder": "Encoder-Decoder",
+          "nonparametric": "Non-parametric", "viton": "VITON"}
+# VITON paper (Han et al., CVPR 2018), Table 1, Inception Score on the Zalando test set.
+PAPER_IS = {"prgan": 2.688, "cagan": 2.981, "crn": 2.449, "encoder_decoder": 2.653, "nonparametric": 3.070,
+            "viton": 2.514}
+IMAGE_METRICS = ("ssim", "psnr", "l1", "garment_ssim")
+FIGURE_ROWS = 8
+BATCH_SIZE = 8
+
+
+@dataclass
+class Run:
+    """One run folder of RUNS_DIR: its name, method and stored config."""
+
+    name: str
+    method: str
+    folder: Path
+    config: dict
+
+
+@dataclass
+class Scores:
+    """Per-example values of one method, appended batch by batch."""
+
+    values: dict = field(default_factory=dict)
+
+    def add(self, name: str, batch_values) -> None:
+        self.values.setdefault(name, []).extend(np.asarray(batch_values, np.float64).reshape(-1).tolist())
+
+    def means(self, prefix: str = "") -> dict:
+        return {name[len(prefix):]: float(np.mean(v)) for name, v in self.values.items()
+                if name.startswith(prefix) and v}
+
+
+# --- runs ---------------------------------------------------------------------------------------
+
+def _find_key(config: dict, key: str):
+    """`key` at the top of a run's config.json, or one level down (a config per concern)."""
+    if key in config:
+        return config[key]
+    for value in config.values():
+        if isinstance(value, dict) and key in value:
+            return value[key]
+    return None
+
+
+def find_runs(runs_dir: Path) -> list[Run]:
+    """The run folders in `runs_dir` (each with a config.json naming its method), in Table 1's order."""
+    runs = []
+    for config_path in sorted(Path(runs_dir).glob("*/config.json")):
+        try:
+            config = json.loads(config_path.read_text())
+        except ValueError as error:
+            raise UserError(f"{config_path}: not valid JSON ({error})") from None
+        method = _find_key(config, "method")
+        if method not in METHODS:
+            raise UserError(f"{config_path}: 'method' is {method!r}, expected one of {', '.join(METHODS)}")
+        runs.append(Run(config_path.parent.name, method, config_path.parent, config))
+    if not runs:
+        raise UserError(f"{runs_dir}: no run folders (subfolders with a config.json from `viton-tf train`)")
+    return sorted(runs, key=lambda run: (METHODS.index(run.method), run.name))
+
+
+def _image_size(runs: list[Run], data: Path) -> tuple[int, int]:
+    sizes = {(int(_find_key(r.config, "height")), int(_find_key(r.config, "width")))
+             for r in runs if _find_key(r.config, "height") and _find_key(r.config, "width")}
+    if len(sizes) > 1:
+        described = ", ".join(f"{r.name}: {_find_key(r.config, 'height')}x{_find_key(r.config, 'width')}"
+                              for r in runs)
+        raise UserError(f"runs were trained at different sizes ({described}); evaluate compares one size")
+    if sizes:
+        return sizes.pop()
+    meta = Path(data) / "meta.json"
+    if meta.is_file():
+        values = json.loads(meta.read_text())
+        return int(values["height"]), int(values["width"])
+    raise UserError(f"no run config.json says height and width, and {meta} is missing")
+
+
+# --- test pairs ---------------------------------------------------------------------------------
+
+def _read_rgb(path: Path, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    from viton_tf.data.readers import read_image
+
+    image = cv2.resize(read_image(path), (width, height), interpolation=cv2.INTER_AREA)
+    return image.astype(np.float32) / 127.5 - 1.0
+
+
+def _read_labels(path: Path, height: int, width: int) -> np.ndarray:
+    import cv2
+
+    from viton_tf.data.readers import read_parsing
+
+    parsing = read_parsing(path, (height, width)).astype(np.uint8)
+    return cv2.resize(parsing, (width, height), interpolation=cv2.INTER_NEAREST).astype(np.int32)
+
+
+def load_test_pairs(data: Path, split: str, height: int, width: int) -> list[dict]:
+    """Each pair of the split's pairs file: the person with their own garment ("paired" inputs and
+    ground truth) and with the file's garment ("unpaired"), plus the true unpaired image if it exists."""
+    from viton_tf.data.readers import detect_layout, load_example, read_pairs
+
+    layout = detect_layout(data)
+    pairs = []
+    for own, other in zip(read_pairs(data, layout, split, paired=True), read_pairs(data, layout, split)):
+        paired = load_example(data, own.person, own.cloth, layout, split, height, width)
+        unpaired = load_example(data, other.person, other.cloth, layout, split, height, width)
+        stem = f"{Path(other.person).stem}__{Path(other.cloth).stem}"
+        truth_image = Path(data) / split / "unpaired-image" / f"{stem}.jpg"
+        truth_parse = Path(data) / split / "unpaired-parse" / f"{stem}.png"
+        pair = {"name": f"{other.person} {other.cloth}", "paired": paired, "unpaired": unpaired,
+                "differs": other.cloth != own.cloth, "truth": None, "truth_parsing": None}
+        if pair["differs"] and truth_image.is_file() and truth_parse.is_file():
+            pair["truth"] = _read_rgb(truth_image, height, width)
+            pair["truth_parsing"] = _read_labels(truth_parse, height, width)
+        pairs.append(pair)
+    return pairs
+
+
+def _stack(pairs: list[dict], setting: str) -> dict:
+    """A batch of inputs for all methods: the readers' keys plus the representation and the worn cloth."""
+    import tensorflow as tf
+
+    from viton_tf.representation import person_representation
+
+    keys = ("person", "cloth", "cloth_mask", "parsing", "keypoints")
+    batch = {key: tf.constant(np.stack([p[setting][key] for p in pairs])) for key in keys}
+    batch["representation"] = person_representation(batch["person"], batch["parsing"], batch["keypoints"])
+    batch["worn_cloth"] = tf.constant(np.stack([p["paired"]["cloth"] for p in pairs]))
+    batch["worn_cloth_mask"] = tf.constant(np.stack([p["paired"]["cloth_mask"] for p in pairs]))
+    return batch
+
+
+# --- Inception Score and FID ----------------------------------------------------------------------
+
+def inception_score(probabilities: np.ndarray) -> float:
+    """exp(E_x KL(p(y|x) || p(y))) over all images at once (one split: test sets here are small)."""
+    p = np.clip(np.asarray(probabilities, np.float64), 1e-12, 1.0)
+    marginal = p.mean(axis=0, keepdims=True)
+    return float(np.exp(np.mean(np.sum(p * (np.log(p) - np.log(marginal)), axis=1))))
+
+
+def frechet_distance(features_a: np.ndarray, features_b: np.ndarray) -> float:
+    """FID between two sets of Inception pool features (Heusel et al. 2017)."""
+    from scipy import linalg
+
+    a, b = np.asarray(features_a, np.float64), np.asarray(features_b, np.float64)
+    mean_a, mean_b = a.mean(axis=0), b.mean(axis=0)
+    cov_a, cov_b = np.atleast_2d(np.cov(a, rowvar=False)), np.atleast_2d(np.cov(b, rowvar=False))
+    root, _ = linalg.sqrtm(cov_a @ cov_b, disp=False)
+    if not np.all(np.isfinite(root)):  # singular product: the usual epsilon on the diagonals
+        offset = np.eye(len(cov_a)) * 1e-6
+        root = linalg.sqrtm((cov_a + offset) @ (cov_b + offset))
+    return float(np.sum((mean_a - mean_b) ** 2) + np.trace(cov_a + cov_b - 2.0 * np.real(root)))
+
+
+class Inception:
+    """InceptionV3 with real weights: class probabilities (for IS) and 2048-d pool features (for FID)."""
+
+    def __init__(self, weights: str):
+        import keras
+
+        try:
+            if weights == "imagenet":
+                model = keras.applications.InceptionV3(weights="imagenet")
+            else:
+                if not Path(weights).is_file():
+                    raise UserError(f"--inception-weights: no such file {weights} (expected imagenet or a path "
+                                    "to Keras InceptionV3 weights with the classifier top)")
+                model = keras.applications.InceptionV3(weights=str(weights))
+        except UserError:
+            raise
+        except Exception as error:  # a failed download or a wrong file
+            raise UserError(f"--inception-weights {weights}: could not load Keras InceptionV3 weights with the "
+                            f"classifier top ({error}); leave the flag out to skip IS and FID") from None
+        self.model = keras.Model(model.input, [model.get_layer("avg_pool").output, model.output])
+
+    def __call__(self, images) -> tuple[np.ndarray, np.ndarray]:
+        import tensorflow as tf
+
+        # keras.applications.inception_v3.preprocess_input maps [0, 255] to [-1, 1]: our images already are.
+        resized = tf.image.resize(images, (299, 299), method="bilinear")
+        features, probabilities = self.model(resized, training=False)
+        return np.asarray(features), np.asarray(probabilities)
+
+
+# --- evaluation -----------------------------------------------------------------------------------
+
+def _garment(parsing) -> "tf.Tensor":
+    from viton_tf.config import DataConfig
+    from viton_tf.representation import garment_mask
+
+    return garment_mask(parsing, DataConfig().garment_labels)
+
+
+def _image_metrics(scores: Scores, prefix: str, tryon, truth, truth_garment) -> None:
+    from viton_tf import metrics
+
+    scores.add(prefix + "ssim", metrics.ssim(tryon, truth))
+    scores.add(prefix + "psnr", metrics.psnr(tryon, truth))
+    scores.add(prefix + "l1", metrics.l1(tryon, truth))
+    scores.add(prefix + "garment_ssim", metrics.ssim(tryon, truth, truth_garment))
+
+
+def evaluate_method(predict, pairs: list[dict], inception: Inception | None, progress) -> tuple[dict, dict]:
+    """Run one method on every pair: (summary for metrics.json, figure images of the first pairs)."""
+    import tensorflow as tf
+
+    from viton_tf import metrics
+
+    scores, figure = Scores(), {}
+    features, probabilities = [], []
+    for start in range(0, len(pairs), BATCH_SIZE):
+        chunk = pairs[start:start + BATCH_SIZE]
+        paired = _stack(chunk, "paired")
+        outputs = predict(paired)
+        truth_garment = _garment(paired["parsing"])
+        _image_metrics(scores, "paired/", outputs["tryon"], paired["person"], truth_garment)
+        if "warped_mask" in outputs:
+            scores.add("warp_iou/paired", metrics.iou(outputs["warped_mask"], truth_garment))
+
+        unpaired = _stack(chunk, "unpaired")
+        outputs = predict(unpaired)
+        tryon = np.asarray(outputs["tryon"])
+        has_truth = [i for i, p in enumerate(chunk) if p["truth"] is not None]
+        if has_truth:
+            truth = tf.constant(np.stack([chunk[i]["truth"] for i in has_truth]))
+            truth_garment = _garment(np.stack([chunk[i]["truth_parsing"] for i in has_truth]))
+            _image_metrics(scores, "unpaired/", tf.gather(tryon, has_truth), truth, truth_garment)
+            if "warped_mask" in outputs:
+                scores.add("warp_iou/unpaired", metrics.iou(tf.gather(outputs["warped_mask"], has_truth),
+                                                            truth_garment))
+        for i, pair in enumerate(chunk):
+            if start + i < FIGURE_ROWS:
+                figure[pair["name"]] = tryon[i]
+        if inception is not None:
+            pool, probs = inception(tryon)
+            features.append(pool)
+            probabilities.append(probs)
+        progress.update(len(chunk))
+
+    summary = {"paired": scores.means("paired/") or None, "unpaired": scores.means("unpaired/") or None,
+               "warp_iou": scores.means("warp_iou/") or None}
+    if inception is None:
+        summary["inception_score"] = summary["fid"] = NO_WEIGHTS
+    else:
+        summary["inception_score"] = inception_score(np.concatenate(probabilities))
+        summary["features"] = np.concatenate(features)
+    return summary, figure
+
+
+def _truth_features(pairs: list[dict], inception: Inception) -> np.ndarray:
+    """Inception features of the real images the try-ons should look like (unpaired truth, else the persons)."""
+    images = [p["truth"] if p["truth"] is not None else p["paired"]["person"] for p in pairs]
+    return np.concatenate([inception(np.stack(images[i:i + BATCH_SIZE]))[0]
+                           for i in range(0, len(images), BATCH_SIZE)])
+
+
+# --- report -------------------------------------------------------------------------------------
+
+def _label(run_name: str, method: str) -> str:
+    return TITLES[method] + ("" if run_name == method else f" ({run_name})")
+
+
+def _cell(value, digits: int = 3) -> str:
+    if value is None:
+        return "n/a"
+    if isinstance(value, str):
+        return value
+    return f"{value:.{digits}f}"
+
+
+def write_markdown(path: Path, report: dict) -> None:
+    columns = [("paired", name) for name in IMAGE_METRICS] + [("unpaired", name) for name in IMAGE_METRICS]
+    header = (["Method"] + [f"{setting} {name.replace('_', ' ')}" for setting, name in columns]
+              + ["warp IoU (paired / unpaired)", "IS", "FID", "paper IS (Table 1)"])
+    lines = [f"Split `{report['split']}`, {report['pairs']} pairs at {report['height']}x{report['width']}; "
+             f"unpaired metrics on {report['unpaired_pairs']} pairs with true unpaired images. "
+             "SSIM/PSNR higher is better, L1 and FID lower; garment SSIM is SSIM inside the worn garment.",
+             "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+    for name, row in report["methods"].items():
+        cells = [_label(name, row["method"])]
+        for setting, metric in columns:
+            values = row[setting] or {}
+            cells.append(_cell(values.get(metric), 2 if metric == "psnr" else 3))
+        warp = row["warp_iou"]
+        cells.append("n/a" if not warp else " / ".join(_cell(warp.get(k)) for k in ("paired", "unpaired")))
+        cells += [_cell(row["inception_score"]), _cell(row["fid"], 1), _cell(PAPER_IS.get(row["method"]))]
+        lines.append("| " + " | ".join(cells) + " |")
+    lines += ["", "Paper IS: VITON (Han et al., CVPR 2018) Table 1 on its Zalando test set, not comparable in "
+              "absolute value with IS on other images; IS and FID here need real Inception weights "
+              "(`--inception-weights imagenet` or a path)."]
+    path.write_text("\n".join(lines) + "\n")
+
+
+def write_figure(path: Path, pairs: list[dict], figures: dict, labels: dict, scale: int) -> None:
+    """Rows = test pairs; columns = person, cloth, each method's try-on, ground truth (cv2, labelled)."""
+    import cv2
+
+    rows = [p for p in pairs if p["name"] in next(iter(figures.values()), {})][:FIGURE_ROWS]
+    titles = ["person", "cloth"] + [labels[name] for name in figures] + ["ground truth"]
+    height, width = rows[0]["paired"]["person"].shape[:2]
+    tile_h, tile_w = height * scale, width * scale
+    label_h = 22
+
+    def tile(image):
+        pixels = np.clip((np.asarray(image) + 1.0) * 127.5, 0, 255).astype(np.uint8)[..., ::-1]
+        return cv2.resize(pixels, (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
+
+    header = np.full((label_h, tile_w * len(titles), 3), 255, np.uint8)
+    font_scale = min(0.5, 0.9 * tile_w / max(cv2.getTextSize(t, cv2.FONT_HERSHEY_SIMPLEX, 1.0, 1)[0][0]
+                                             for t in titles))
+    for i, title in enumerate(titles):
+        cv2.putText(header, title, (i * tile_w + 3, label_h - 7), cv2.FONT_HERSHEY_SIMPLEX, font_scale,
+                    (0, 0, 0), 1, cv2.LINE_AA)
+    lines = [header]
+    for pair in rows:
+        truth = pair["truth"] if pair["truth"] is not None else (
+            pair["paired"]["person"] if not pair["differs"] else np.ones_like(pair["paired"]["person"]))
+        images = [pair["unpaired"]["person"], pair["unpaired"]["cloth"]]
+        images += [figures[name][pair["name"]] for name in figures] + [truth]
+        lines.append(np.concatenate([tile(image) for image in images], axis=1))
+    if not cv2.imwrite(str(path), np.concatenate(lines, axis=0)):
+        raise UserError(f"{path}: could not write the figure")
+
+
+def _json_ready(report: dict) -> dict:
+    def clean(value):
+        if isinstance(value, dict):
+            return {k: clean(v) for k, v in value.items()}
+        if isinstance(value, float) and not math.isfinite(value):
+            return None
+        return value
+
+    return clean(report)
+
+
+def run_evaluate(args) -> int:
+    from tqdm import tqdm
+
+    from training.baselines import load_predictor
+
+    data, out = Path(args.data), Path(args.out)
+    runs = find_runs(Path(args.runs))
+    height, width = _image_size(runs, data)
+    inception = Inception(args.inception_weights) if args.inception_weights else None
+    pairs = load_test_pairs(data, args.split, height, width)
+    truth_features = _truth_features(pairs, inception) if inception is not None else None
+
+    report = {"split": args.split, "pairs": len(pairs), "height": height, "width": width,
+              "unpaired_pairs": sum(p["truth"] is not None for p in pairs),
+              "inception_weights": args.inception_weights, "paper_is": PAPER_IS, "methods": {}}
+    figures = {}
+    with tqdm(total=len(runs) * len(pairs), desc="evaluate", unit="pair") as progress:
+        for run in runs:
+            progress.set_postfix_str(run.name)
+            predict = load_predictor(run.folder, run.method, run.config, height, width)
+            summary, figures[run.name] = evaluate_method(predict, pairs, inception, progress)
+            if inception is not None:
+                summary["fid"] = frechet_distance(summary.pop("features"), truth_features)
+            report["methods"][run.name] = {"method": run.method, "run": str(run.folder), **summary}
+
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "metrics.json").write_text(json.dumps(_json_ready(report), indent=2) + "\n")
+    write_markdown(out / "metrics.md", report)
+    labels = {run.name: _label(run.name, run.method) for run in runs}
+    write_figure(out / "comparison.png", pairs, figures, labels, scale=max(1, math.ceil(128 / height)))
+    print(f"wrote {out / 'metrics.json'}, {out / 'metrics.md'} and {out / 'comparison.png'}")
+    return 0
