@@ -25,6 +25,17 @@ def find_version(model: Path) -> Path:
     return versions[-1][1]
 
 
+def describe_training(config: Path) -> str:
+    """What the exported weights were trained for, from the run config the export carries."""
+    if not config.is_file():
+        return "no run config in the export"
+    saved = json.loads(config.read_text())
+    stages = [f"{name.replace('train_', '')} {run['steps']} steps of batch {run['batch_size']} at "
+              f"{run['height']}x{run['width']}, VGG19 weights: {run['vgg_weights']}"
+              for name, run in sorted(saved.items()) if name.startswith("train_")]
+    return "; ".join(stages) or "no training recorded"
+
+
 def prepared_request(person: Path, cloth: Path, height: int, width: int, work: Path) -> dict:
     """Prepare both photos into WORK and return the serving_default inputs (batch of one)."""
     import numpy as np
@@ -37,7 +48,10 @@ def prepared_request(person: Path, cloth: Path, height: int, width: int, work: P
         shutil.copy(photo, work / role / Path(photo).name)
     report = prepare_folder(work / "persons", work / "cloths", work / "prepared", height, width, progress=False)
     if report.errors:
-        raise UserError("; ".join(report.errors.values()))
+        message = "; ".join(report.errors.values())
+        for role, photo in (("persons", person), ("cloths", cloth)):  # name the user's files, not our copies
+            message = message.replace(str(work / role / Path(photo).name), str(photo))
+        raise UserError(message)
     split = work / "prepared" / "test"
     person_stem, cloth_stem = Path(person).stem, Path(cloth).stem
     keypoints = read_keypoints_json(split / "openpose_json" / f"{person_stem}_keypoints.json")
@@ -60,10 +74,7 @@ def run_tryon(args) -> int:
             model = tf.saved_model.load(str(version))
             serve = model.signatures["serving_default"]
             height, width = serve.structured_outputs["warped_cloth"].shape[1:3]
-            config = version / "assets" / "config.json"
-            trained = json.loads(config.read_text()).get("train", {}) if config.is_file() else {}
-            print(f"viton: weights of {version} (trained {trained.get('steps', '?')} steps on "
-                  f"{trained.get('data', 'unknown data')})")
+            print(f"viton: weights of {version} ({describe_training(version / 'assets' / 'config.json')})")
         else:
             from viton_tf.config import HEIGHT, WIDTH
             from viton_tf.pipeline import TryOnModule
