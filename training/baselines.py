@@ -45,14 +45,14 @@ class PRGANTraining(TrainingModel):
         self(batch)
 
     def train_step(self, batch):
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+        def forward():
             tryon = self.network(_generator_inputs(batch), training=True)["tryon"]
             terms = {"l1": losses.l1(batch["person"], tryon)}
             terms["loss"] = self.network.config.l1 * terms["l1"]
             self.adversarial_terms(terms, self.condition(batch), batch["person"], tryon)
-        self.apply(self.optimizer, g_tape, terms["loss"], self.network.trainable_variables)
-        self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"], self.discriminator.trainable_variables)
-        return self.record(terms)
+            return terms
+
+        return self.optimise(self.network.trainable_variables, forward)
 
     def saved_networks(self):
         return {"prgan": self.network}
@@ -91,7 +91,8 @@ class CAGANTraining(TrainingModel):
     def train_step(self, batch):
         config, kind = self.network.config, self.gan_loss
         inputs = self.swap_inputs(batch)
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+
+        def forward():
             swapped = self.network(inputs, training=True)
             back = self.network({"person": swapped["tryon"], "worn_cloth": inputs["cloth"],
                                  "cloth": inputs["worn_cloth"]}, training=True)
@@ -107,9 +108,9 @@ class CAGANTraining(TrainingModel):
                 self.discriminate(swapped["tryon"], inputs["cloth"]), kind)
             terms["loss"] = (config.adversarial * terms["adversarial"] + config.cycle * terms["cycle"]
                              + config.alpha * terms["alpha"])
-        self.apply(self.optimizer, g_tape, terms["loss"], self.network.trainable_variables)
-        self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"], self.discriminator.trainable_variables)
-        return self.record(terms)
+            return terms
+
+        return self.optimise(self.network.trainable_variables, forward)
 
     def saved_networks(self):
         return {"cagan": self.network}
@@ -133,11 +134,11 @@ class CRNTraining(TrainingModel):
         return self.network(_generator_inputs(batch), training=training)
 
     def train_step(self, batch):
-        with tf.GradientTape() as tape:
+        def forward():
             tryon = self.network(_generator_inputs(batch), training=True)["tryon"]
-            terms = {"loss": self.perceptual(batch["person"], tryon)}
-        self.apply(self.optimizer, tape, terms["loss"], self.network.trainable_variables)
-        return self.record(terms)
+            return {"loss": self.perceptual(batch["person"], tryon)}
+
+        return self.optimise(self.network.trainable_variables, forward)
 
     def saved_networks(self):
         return {"crn": self.network}

@@ -71,6 +71,17 @@ class TrainingModel(keras.Model):
         gradients = tape.gradient(loss, variables)
         optimizer.apply_gradients(zip([g / replicas for g in gradients], variables))
 
+    def optimise(self, variables, forward) -> dict:
+        """One step: `forward()` returns the loss terms, computed under both tapes ("loss" for
+        `variables`, and "discriminator" for the discriminator when there is one)."""
+        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+            terms = forward()
+        self.apply(self.optimizer, g_tape, terms["loss"], variables)
+        if "discriminator" in terms:
+            self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"],
+                       self.discriminator.trainable_variables)
+        return self.record(terms)
+
     def adversarial_terms(self, terms: dict, condition, real, fake) -> None:
         """Add the generator's adversarial term and the discriminator's loss to `terms` (inside both tapes)."""
         real_logits = self.discriminator({"condition": condition, "image": real}, training=True)
@@ -130,18 +141,15 @@ class VitonStage1(TrainingModel):
         return self.generator(_generator_inputs(batch), training=training)
 
     def train_step(self, batch):
-        variables = self.generator.trainable_variables
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+        def forward():
             outputs = self.generator(_generator_inputs(batch), training=True)
             terms = losses.stage1_losses(batch["person"], batch["garment_mask"], outputs, self.perceptual,
                                          self.loss_config)
             if self.discriminator is not None:
                 self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["coarse_person"])
-        self.apply(self.optimizer, g_tape, terms["loss"], variables)
-        if self.discriminator is not None:
-            self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"],
-                       self.discriminator.trainable_variables)
-        return self.record(terms)
+            return terms
+
+        return self.optimise(self.generator.trainable_variables, forward)
 
     def saved_networks(self):
         return {"generator": self.generator}
@@ -188,17 +196,15 @@ class VitonStage2(TrainingModel):
 
     def train_step(self, batch):
         inputs = self.refinement_inputs(batch)
-        variables = self.refinement.trainable_variables
-        with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
+
+        def forward():
             outputs = self.refinement(inputs, training=True)
             terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
             if self.discriminator is not None:
                 self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"])
-        self.apply(self.optimizer, g_tape, terms["loss"], variables)
-        if self.discriminator is not None:
-            self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"],
-                       self.discriminator.trainable_variables)
-        return self.record(terms)
+            return terms
+
+        return self.optimise(self.refinement.trainable_variables, forward)
 
     def saved_networks(self):
         return {"refinement": self.refinement}
