@@ -1,7 +1,9 @@
 """`viton-tf export`: a training run -> BASE/N/, a SavedModel version TF Serving can load.
 
 The version is written to BASE/.tmp-N-*/ (TF Serving ignores folders that are not integers),
-with the run's config in assets/ and one real request in assets.extra/tf_serving_warmup_requests.
+with the run's config in assets/ and one real request in assets.extra/tf_serving_warmup_requests
+(at each batch size TF Serving's batching may send: the warp is XLA-compiled once per batch size,
+which takes seconds, so the server does it while loading rather than on a client's request).
 It is then validated as TFX's InfraValidator does: loaded in a fresh Python process that never
 imports viton_tf, run on that request, its outputs compared with the in-process ones. Only a
 model that passes is renamed into BASE/N/, so a server polling BASE never sees a broken version.
@@ -21,6 +23,9 @@ from viton_tf.config import ServingConfig, SynthConfig
 from viton_tf.errors import UserError
 
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
+# Batch sizes of the warm-up requests: serving/batching.config's allowed_batch_sizes.
+WARMUP_BATCH_SIZES = tuple(2 ** i for i in range(ServingConfig.max_batch_size.bit_length())
+                           if 2 ** i <= ServingConfig.max_batch_size)
 # Same machine, same graph: the fresh process must agree up to float noise.
 TOLERANCE = {"warped_cloth": 1e-4, "composition_mask": 1e-4, "tryon": 1.0}  # tryon in 0..255 PNG levels
 
@@ -70,21 +75,24 @@ def example_request(data: Path | None, work: Path, height: int, width: int) -> d
             "keypoints": read_keypoints_json(files["keypoints"])[None]}
 
 
-def write_warmup(version_dir: Path, inputs: dict[str, np.ndarray], model_name: str) -> None:
-    """TF Serving's warm-up file: a TFRecord of PredictionLog with one Predict request."""
+def write_warmup(version_dir: Path, inputs: dict[str, np.ndarray], model_name: str,
+                 batch_sizes: tuple[int, ...] = WARMUP_BATCH_SIZES) -> None:
+    """TF Serving's warm-up file: a TFRecord of PredictionLog, one Predict request per batch size
+    (the example repeated; the first record is the example as given)."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
-    request = predict_pb2.PredictRequest()
-    request.model_spec.name = model_name
-    request.model_spec.signature_name = "serving_default"
-    for name, value in inputs.items():
-        request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
     path = version_dir / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
     with tf.io.TFRecordWriter(str(path)) as writer:
-        log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
-        writer.write(log.SerializeToString())
+        for size in batch_sizes:
+            request = predict_pb2.PredictRequest()
+            request.model_spec.name = model_name
+            request.model_spec.signature_name = "serving_default"
+            for name, value in inputs.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(np.repeat(value, size, axis=0)))
+            log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
+            writer.write(log.SerializeToString())
 
 
 def served_outputs(outputs: dict) -> dict[str, np.ndarray]:
@@ -118,8 +126,9 @@ def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path) -> 
 
 
 def export(run: Path, base: Path, version: int, data: Path | None = None,
-           model_name: str = ServingConfig.model_name) -> Path:
-    """Write, validate and publish BASE/<version>/; returns that folder."""
+           model_name: str = ServingConfig.model_name, precision: str = "float32") -> Path:
+    """Write, validate and publish BASE/<version>/; returns that folder. `precision="bfloat16"`
+    runs the networks in bfloat16 (see TryOnModule.from_run); the signatures stay float32."""
     import tensorflow as tf
 
     from viton_tf.pipeline import TryOnModule
@@ -128,7 +137,7 @@ def export(run: Path, base: Path, version: int, data: Path | None = None,
     final = base / str(version)
     if final.exists():
         raise UserError(f"{final}: version {version} already exists; export a new --version")
-    module = TryOnModule.from_run(run)
+    module = TryOnModule.from_run(run, precision=precision)
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
     work = Path(tempfile.mkdtemp(prefix="viton-export-"))
@@ -150,6 +159,7 @@ def export(run: Path, base: Path, version: int, data: Path | None = None,
 
 
 def run_export(args) -> int:
-    final = export(args.run, args.out, args.version, getattr(args, "data", None))
-    print(f"exported {args.run} -> {final} (validated in a fresh process)")
+    precision = getattr(args, "precision", "float32")
+    final = export(args.run, args.out, args.version, getattr(args, "data", None), precision=precision)
+    print(f"exported {args.run} -> {final} ({precision}, validated in a fresh process)")
     return 0

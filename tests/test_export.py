@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import tensorflow as tf
+from tensorflow_serving.apis import prediction_log_pb2
 
 from export import export as export_job
 from viton_tf.cli import main
@@ -40,6 +41,12 @@ def exported(trained_run, synthetic_world, tmp_path_factory) -> Path:
     return base
 
 
+def _examples(world: Path):
+    from viton_tf.data.readers import make_dataset
+
+    return make_dataset(world, split="test", height=64, width=48).take(1).as_numpy_iterator()
+
+
 def _pair_inputs(world: Path, index: int) -> tuple[dict, dict]:
     """Serving inputs (bytes, COCO-18 keypoints) of test pair `index`, and its files."""
     files = read_pairs(world, "vitonhd", "test")[index].files
@@ -57,7 +64,9 @@ def test_export_writes_a_tf_serving_version(exported, trained_run):
     assert json.loads((version / "assets" / "config.json").read_text()) == \
         json.loads((trained_run / "config.json").read_text())
     records = list(tf.data.TFRecordDataset(str(version / "assets.extra" / "tf_serving_warmup_requests")))
-    assert len(records) == 1
+    sizes = [prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+             .inputs["keypoints"].tensor_shape.dim[0].size for record in records]
+    assert sizes == [1, 2, 4, 8]  # one per allowed batch size of serving/batching.config
     shown = subprocess.run([str(REPO / ".venv/bin/saved_model_cli"), "show", "--all", "--dir", str(version)],
                            capture_output=True, text=True, check=True).stdout
     assert "signature_def['serving_default']" in shown and "signature_def['tryon_tensors']" in shown
@@ -91,7 +100,7 @@ def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic
         assert run_client(args) == 0
         written = tf.io.decode_png((tmp_path / "tryon.png").read_bytes()).numpy()
         assert written.shape == (64, 48, 3) and np.abs(written - local_png).max() <= 1
-        assert "viton:1: available (1 warm-up requests replayed)" in server.log.read_text()
+        assert "viton:1: available (4 warm-up requests replayed)" in server.log.read_text()
     finally:
         assert server.stop() == 0
 
@@ -125,6 +134,35 @@ def test_cloth_mask_from_photo_matches_the_mask_files(synthetic_world):
     white[0, 14:16, 10:12] = 255  # a hole in the garment is filled
     ours = cloth_mask_from_photo(tf.constant(white, tf.float32) / 127.5 - 1.0).numpy()[0, ..., 0]
     np.testing.assert_array_equal(ours, reader_cloth_mask(white[0]).astype(np.float32))
+    # Noise makes mazes of winding background paths: the run-wise flood fill equals OpenCV's.
+    import cv2
+
+    from viton_tf.pipeline import _reach
+
+    background = (np.random.default_rng(0).random((3, 40, 30)) < 0.6).astype(np.uint8)
+    border = np.pad(np.zeros((3, 38, 28), np.float32), [(0, 0), (1, 1), (1, 1)], constant_values=1.0)
+    ours = _reach(tf.constant(background, tf.float32), tf.constant(border)).numpy()
+    for mask, reached in zip(background, ours):
+        flood = np.pad(mask, 1, constant_values=1)
+        cv2.floodFill(flood, None, (0, 0), 2)  # 4-connected, from outside the border
+        np.testing.assert_array_equal(reached, (flood[1:-1, 1:-1] == 2).astype(np.float32))
+
+
+def test_bfloat16_networks_stay_close_to_float32(trained_run, synthetic_world):
+    from viton_tf.representation import person_representation
+
+    example = next(iter(_examples(synthetic_world)))
+    inputs = {"representation": person_representation(example["person"][None], example["parsing"][None],
+                                                      example["keypoints"][None]),
+              "cloth": tf.constant(example["cloth"][None])}
+    full, low = (TryOnModule.from_run(trained_run, precision=p) for p in ("float32", "bfloat16"))
+    assert low.generator.compute_dtype == "bfloat16" and full.generator.compute_dtype == "float32"
+    full_out, low_out = full.generator(inputs), low.generator(inputs)
+    assert low_out["coarse_person"].dtype == tf.bfloat16
+    difference = np.abs(full_out["coarse_person"].numpy() - tf.cast(low_out["coarse_person"], tf.float32).numpy())
+    assert 0 < difference.max() < 0.05  # bfloat16 keeps 8 bits of mantissa: ~2^-8 relative
+    with pytest.raises(UserError, match="precision: expected one of float32, bfloat16"):
+        TryOnModule.from_run(trained_run, precision="float16")
 
 
 @pytest.mark.slow
