@@ -17,7 +17,7 @@ import cv2
 import numpy as np
 
 from viton_tf.assets import model_path
-from viton_tf.data.readers import read_image
+from viton_tf.data.readers import pair_lines, read_image
 from viton_tf.errors import UserError
 from viton_tf.prepare_parsing import fill_holes, parse_person
 from viton_tf.prepare_pose import NoPerson, analyse_person
@@ -188,18 +188,12 @@ def _pairs(pairs_file: Path | None, persons: dict, cloths: dict) -> list[tuple[s
     if pairs_file is None:
         return [(p, c) for p in persons for c in cloths]
     pairs = []
-    for number, text in enumerate(Path(pairs_file).read_text().splitlines(), start=1):
-        if not text.strip():
-            continue
-        names = text.split()
-        line = f"line {number} of {pairs_file}: '{text.strip()}'"
-        if len(names) != 2:
-            raise UserError(f"{line}: expected two file names, 'person.jpg cloth.jpg'")
-        person, cloth = Path(names[0]).stem, Path(names[1]).stem
+    for line, person_name, cloth_name in pair_lines(pairs_file):
+        person, cloth = Path(person_name).stem, Path(cloth_name).stem
         if person not in persons:
-            raise UserError(f"{line}: no person photo {names[0]} in the persons folder")
+            raise UserError(f"{line}: no person photo {person_name} in the persons folder")
         if cloth not in cloths:
-            raise UserError(f"{line}: no product photo {names[1]} in the cloths folder")
+            raise UserError(f"{line}: no product photo {cloth_name} in the cloths folder")
         pairs.append((person, cloth))
     return pairs
 

@@ -88,6 +88,19 @@ def _own_cloth(layout: str, person: str) -> str:
     return (stem[:-2] + "_1" if stem.endswith("_0") else stem) + Path(person).suffix
 
 
+def pair_lines(path: Path):
+    """Each non-empty line of a pairs file as (where, person name, cloth name); `where` names the
+    line for error messages. A line without exactly two names is an error naming it."""
+    for number, text in enumerate(Path(path).read_text().splitlines(), start=1):
+        if not text.strip():
+            continue
+        names = text.split()
+        where = f"line {number} of {path}: '{text.strip()}'"
+        if len(names) != 2:
+            raise UserError(f"{where}: expected two file names, 'person.jpg cloth.jpg'")
+        yield where, names[0], names[1]
+
+
 def read_pairs(root: Path, layout: str, split: str, pairs_file=None, paired=None,
                skip_bad: bool = False) -> list[Pair]:
     """The pairs of a split whose files all exist; a missing file is a UserError or, with
@@ -97,14 +110,8 @@ def read_pairs(root: Path, layout: str, split: str, pairs_file=None, paired=None
     if not path.is_file():
         raise UserError(f"{path}: pairs file not found (lines 'person.jpg cloth.jpg')")
     pairs, bad = [], []
-    for number, text in enumerate(path.read_text().splitlines(), start=1):
-        if not text.strip():
-            continue
-        names = text.split()
-        line = f"line {number} of {path}: '{text.strip()}'"
-        if len(names) != 2:
-            raise UserError(f"{line}: expected two file names, 'person.jpg cloth.jpg'")
-        person, cloth = names[0], (_own_cloth(layout, names[0]) if paired else names[1])
+    for line, person, cloth in pair_lines(path):
+        cloth = _own_cloth(layout, person) if paired else cloth
         files = layout_files(root, layout, split, person, cloth)
         missing = [f for f in files.values() if not f.is_file()]
         if missing:
