@@ -133,7 +133,7 @@ def export(run: Path, base: Path, version: int, data: Path | None = None,
 
     from viton_tf.pipeline import TryOnModule
 
-    base = Path(base)
+    base = Path(base).absolute()  # the validation runs in another working directory
     final = base / str(version)
     if final.exists():
         raise UserError(f"{final}: version {version} already exists; export a new --version")
