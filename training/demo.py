@@ -214,7 +214,7 @@ def training_curves(run: Path, path: Path) -> Path:
         ys = 260 - (losses - low) / (high - low) * 240
         cv2.polylines(canvas, [np.stack([xs, ys], -1).astype(np.int32)], False, colour, 2, cv2.LINE_AA)
         label = f"stage {i + 1} loss: {losses[0]:.3f} -> {losses[-1]:.3f}"
-        cv2.putText(canvas, label, (60, 285 - 0 * i) if i == 0 else (320, 285), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
+        cv2.putText(canvas, label, (60 + 260 * i, 285), cv2.FONT_HERSHEY_SIMPLEX, 0.42,
                     colour, 1, cv2.LINE_AA)
     cv2.imwrite(str(path), cv2.cvtColor(canvas, cv2.COLOR_RGB2BGR))
     return path
