@@ -286,11 +286,7 @@ class ModelManager:
         with self._lock:
             if name not in self._configs:
                 raise not_found(f"Servable not found for request: {_request_text(name, number, label)}")
-            if label:
-                labels = self._configs[name].version_labels
-                if label not in labels:
-                    raise invalid_argument(f"Unrecognized servable version label: {label}")
-                number = labels[label]
+            number = self._labelled(name, number, label)
             available = {n: v for n, v in self._versions[name].items() if v.state == State.AVAILABLE}
             if number is None and available:
                 number = max(available)
@@ -303,15 +299,20 @@ class ModelManager:
         finally:
             version.release()
 
+    def _labelled(self, name: str, number: int | None, label: str | None) -> int | None:
+        """The version number a version label names (TF Serving's version_labels); `number` without one."""
+        if not label:
+            return number
+        labels = self._configs[name].version_labels
+        if label not in labels:
+            raise invalid_argument(f"Unrecognized servable version label: {label}")
+        return labels[label]
+
     def status(self, name: str, number: int | None = None, label: str | None = None) -> list:
         with self._lock:
             if name not in self._configs:
                 raise not_found(f"Could not find any versions of model {name}")
-            if label:
-                labels = self._configs[name].version_labels
-                if label not in labels:
-                    raise invalid_argument(f"Unrecognized servable version label: {label}")
-                number = labels[label]
+            number = self._labelled(name, number, label)
             versions = self._versions[name]
             if number is not None:
                 if number not in versions:
