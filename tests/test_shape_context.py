@@ -156,6 +156,34 @@ def test_degenerate_masks_give_the_identity_warp_instead_of_a_singular_solve():
     warped, warped_mask = shape_context.warp_cloth(cloth, band, targets,
                                                    WarpConfig(collar_fix=False, neck_label_fix=False))
     assert np.isfinite(warped.numpy()).all()
-    # Identity: the cloth's band comes back where it was.
-    np.testing.assert_allclose(warped_mask.numpy()[:2], band.numpy()[:2], atol=1e-3)
+    # Identity: the cloth's band comes back where it was; onto an empty target nothing goes.
     np.testing.assert_allclose(warped.numpy()[:2], cloth.numpy()[:2], atol=1e-3)
+    np.testing.assert_allclose(warped_mask.numpy()[1], band.numpy()[1], atol=1e-3)
+    assert warped_mask.numpy()[0].max() == 0.0
+
+
+def arm_across(mask: np.ndarray, rows: slice, columns: slice) -> tuple[np.ndarray, np.ndarray]:
+    """(the mask with an arm painted over it, the arm) [1, 64, 48, 1]."""
+    arm = np.zeros_like(mask)
+    arm[:, rows, columns] = 1.0
+    return mask * (1.0 - arm), arm
+
+
+def test_occluders_bridging_the_garment_complete_its_outline_and_others_do_not():
+    shirt = shirt_mask()
+    covered, across = arm_across(shirt, slice(36, 41), slice(8, 40))  # an arm across the torso
+    _, beside = arm_across(np.zeros_like(shirt), slice(26, 50), slice(38, 41))  # one hanging beside it
+    beside = beside * (1.0 - shirt)
+    completed = shape_context.complete_occluded(covered, across + beside, reach=8).numpy()
+    np.testing.assert_array_equal(completed, shirt)  # exactly the shirt: the arm beyond it stays out
+    assert completed[0, 36:41, 12:36].min() == 1.0 and (completed * beside).max() == 0.0
+
+
+def test_occluders_lift_the_warp_iou_and_hide_the_garment_under_them():
+    cloth = np.tile(np.linspace(-1, 1, WIDTH, dtype=np.float32)[None, None, :, None], (1, HEIGHT, 1, 3))
+    target = shirt_mask(AFFINE)
+    covered, arm = arm_across(target, slice(34, 40), slice(6, 42))
+    bare = shape_context.warp_cloth(cloth, shirt_mask(), covered, PLAIN, "sinkhorn")[1].numpy()
+    occluded = shape_context.warp_cloth(cloth, shirt_mask(), covered, PLAIN, "sinkhorn", arm)[1].numpy()
+    assert (occluded * arm).max() == 0.0
+    assert iou(occluded, covered) > 0.9 and iou(occluded, covered) > iou(bare, covered) + 0.03

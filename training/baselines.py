@@ -147,28 +147,6 @@ class CRNTraining(TrainingModel):
         return _tryon_grid(batch, self.network(_generator_inputs(batch), training=False)["tryon"])
 
 
-# --- non-parametric warped synthesis ------------------------------------------------------------
-
-def warp_onto(cloth, cloth_mask, target_mask, config: WarpConfig = WarpConfig()):
-    """`warp_cloth`, except that an empty target mask (no garment to warp onto) gives an empty warped mask.
-
-    warp_cloth falls back to the identity warp when a mask has too few boundary points, which would
-    paste the unwarped product; with no garment region nothing should be pasted.
-    """
-    from viton_tf.warp.shape_context import warp_cloth
-
-    empty = tf.reduce_sum(target_mask, axis=[1, 2, 3]) == 0.0
-    warped_cloth, warped_mask = warp_cloth(cloth, cloth_mask, target_mask, config)
-    return warped_cloth, tf.where(empty[:, None, None, None], tf.zeros_like(warped_mask), warped_mask)
-
-
-def nonparametric_tryon(person, cloth, cloth_mask, garment_mask, config: WarpConfig = WarpConfig()) -> dict:
-    """The product cloth warped by shape-context TPS onto the person's garment region and pasted, no learning."""
-    warped_cloth, warped_mask = warp_onto(cloth, cloth_mask, garment_mask, config)
-    tryon = warped_mask * warped_cloth + (1.0 - warped_mask) * person
-    return {"tryon": tryon, "warped_cloth": warped_cloth, "warped_mask": warped_mask}
-
-
 # --- building and loading -----------------------------------------------------------------------
 
 def _section(config: dict, name: str, cls: type):
@@ -204,19 +182,22 @@ def load_predictor(folder: Path, method: str, config: dict, height: int, width: 
     "representation" and "worn_cloth" (the product photo of the garment the person wears)."""
     from viton_tf.models.generator import Generator
     from viton_tf.models.refinement import Refinement
-    from viton_tf.representation import garment_mask
+    from viton_tf.config import DataConfig
+    from viton_tf.pipeline import nonparametric_tryon
+    from viton_tf.representation import garment_mask, label_mask
+    from viton_tf.warp.shape_context import warp_cloth
 
     folder = Path(folder)
     warp = _section(config, "warp", WarpConfig)
     zeros = {"representation": tf.zeros([1, height, width, 22]), "cloth": tf.zeros([1, height, width, 3]),
              "person": tf.zeros([1, height, width, 3]), "worn_cloth": tf.zeros([1, height, width, 3])}
 
+    data = _section(config, "data", DataConfig)
+    occluders = lambda batch: label_mask(batch["parsing"], data.occluder_labels)
     if method == "nonparametric":
-        from viton_tf.config import DataConfig
-
-        labels = _section(config, "data", DataConfig).garment_labels
         return lambda batch: nonparametric_tryon(batch["person"], batch["cloth"], batch["cloth_mask"],
-                                                 garment_mask(batch["parsing"], labels), warp)
+                                                 garment_mask(batch["parsing"], data.garment_labels),
+                                                 occluders(batch), warp)
     if method in ("prgan", "crn"):
         network = _load(build_network(method, config, height, width), zeros, folder / f"{method}.weights.h5")
         return lambda batch: {"tryon": network(_generator_inputs(batch), training=False)["tryon"]}
@@ -239,7 +220,8 @@ def load_predictor(folder: Path, method: str, config: dict, height: int, width: 
     def predict(batch):
         coarse = generator(_generator_inputs(batch), training=False)
         mask = tf.cast(coarse["cloth_mask"] > 0.5, tf.float32)  # as training.trainers.VitonStage2
-        warped_cloth, warped_mask = warp_onto(batch["cloth"], batch["cloth_mask"], mask, warp)
+        warped_cloth, warped_mask = warp_cloth(batch["cloth"], batch["cloth_mask"], mask, warp,
+                                               occluder_mask=occluders(batch))
         outputs = refinement({"warped_cloth": warped_cloth, "coarse_person": coarse["coarse_person"],
                               "garment_mask": mask}, training=False)
         return {"tryon": outputs["tryon"], "warped_mask": warped_mask}

@@ -187,7 +187,7 @@ def training_dataset(root: Path, job: TrainJob):
     import tensorflow as tf
 
     from viton_tf.data.readers import make_dataset
-    from viton_tf.representation import garment_mask, person_representation
+    from viton_tf.representation import garment_mask, label_mask, person_representation
 
     config = job.config
     dataset = make_dataset(root, split="train", height=config.height, width=config.width)
@@ -206,6 +206,7 @@ def training_dataset(root: Path, job: TrainJob):
             "representation": person_representation(batch["person"], batch["parsing"], batch["keypoints"],
                                                     job.representation),
             "garment_mask": garment_mask(batch["parsing"], job.data.garment_labels),
+            "occluder_mask": label_mask(batch["parsing"], job.data.occluder_labels),
         }
 
     dataset = dataset.map(features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)

@@ -188,7 +188,8 @@ class VitonStage2(TrainingModel):
             mask = tf.cast(coarse["cloth_mask"] > 0.5, tf.float32)
         else:
             mask = batch["garment_mask"]
-        warped_cloth, _ = warp_cloth(batch["cloth"], batch["cloth_mask"], mask, self.warp_config)
+        warped_cloth, _ = warp_cloth(batch["cloth"], batch["cloth_mask"], mask, self.warp_config,
+                                     occluder_mask=batch.get("occluder_mask"))
         return {"warped_cloth": warped_cloth, "coarse_person": coarse["coarse_person"], "garment_mask": mask}
 
     def call(self, batch, training=False):

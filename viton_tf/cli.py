@@ -197,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test")
     p.add_argument("--matcher", default="sinkhorn", choices=("sinkhorn", "hungarian", "opencv"))
     p.add_argument("--no-collar-fix", action="store_true")
+    p.add_argument("--no-occluders", action="store_true",
+                   help="ignore the arms and hair in front of the garment (the bare warp)")
     p.add_argument("--height", type=_multiple_of_16, default=None)
     p.add_argument("--width", type=_multiple_of_16, default=None)
     p.set_defaults(handler=_warp_eval)

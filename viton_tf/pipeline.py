@@ -19,7 +19,7 @@ import tensorflow as tf
 from viton_tf.config import (DataConfig, GeneratorConfig, RefinementConfig, RepresentationConfig, WarpConfig,
                              from_dict)
 from viton_tf.errors import UserError
-from viton_tf.representation import garment_mask, person_representation
+from viton_tf.representation import garment_mask, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
 
 METHODS = ("viton", "nonparametric")
@@ -138,6 +138,15 @@ def _float32(outputs: dict) -> dict:
     return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
 
+def nonparametric_tryon(person, cloth, cloth_mask, target_mask, occluder_mask=None,
+                        config: WarpConfig = WarpConfig()) -> dict:
+    """The paper's non-parametric warped synthesis: the product warped by shape-context TPS onto
+    the person's garment region and pasted over the person (under the occluders), no learning."""
+    warped_cloth, warped_mask = warp_cloth(cloth, cloth_mask, target_mask, config, occluder_mask=occluder_mask)
+    return {"tryon": warped_mask * warped_cloth + (1.0 - warped_mask) * person,
+            "warped_cloth": warped_cloth, "warped_mask": warped_mask}
+
+
 class TryOnModule(tf.Module):
     """Generator, warp and refinement as one module; `method="nonparametric"` warps and pastes without weights."""
 
@@ -157,6 +166,8 @@ class TryOnModule(tf.Module):
         # The warp's many small ops and loops run ~3x faster compiled (XLA; TF Serving runs it too).
         # The networks stay outside: oneDNN's convolutions beat XLA's on CPU.
         self._warp = tf.function(self._warp_cloth, jit_compile=True)
+        self._nonparametric = tf.function(
+            lambda *tensors: nonparametric_tryon(*tensors, config=self.warp_config), jit_compile=True)
         self.serving_default = tf.function(self._serve, input_signature=[
             tf.TensorSpec([None], tf.string, name="person_image"),
             tf.TensorSpec([None], tf.string, name="cloth_image"),
@@ -256,21 +267,20 @@ class TryOnModule(tf.Module):
                 "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"],
                 "coarse_person": outputs["coarse_person"], "garment_mask": outputs["garment_mask"]}
 
-    def _warp_cloth(self, cloth, cloth_mask, target):
-        return warp_cloth(cloth, cloth_mask, target, self.warp_config)
+    def _warp_cloth(self, cloth, cloth_mask, target, occluders):
+        return warp_cloth(cloth, cloth_mask, target, self.warp_config, occluder_mask=occluders)
 
     def _tryon(self, person, cloth, cloth_mask, parsing, keypoints):
+        occluders = label_mask(parsing, self.data_config.occluder_labels)
         if self.method == "nonparametric":
             target = garment_mask(parsing, self.data_config.garment_labels)
-            warped_cloth, warped_mask = self._warp(cloth, cloth_mask, target)
-            composition_mask = warped_mask * target
-            return {"tryon": composition_mask * warped_cloth + (1.0 - composition_mask) * person,
-                    "coarse_person": person, "garment_mask": target, "warped_cloth": warped_cloth,
-                    "composition_mask": composition_mask}
+            outputs = self._nonparametric(person, cloth, cloth_mask, target, occluders)
+            return {"tryon": outputs["tryon"], "coarse_person": person, "garment_mask": target,
+                    "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["warped_mask"]}
         representation = person_representation(person, parsing, keypoints, self.representation_config)
         coarse = _float32(self.generator({"representation": representation, "cloth": cloth}, training=False))
         target = tf.cast(coarse["cloth_mask"] > 0.5, tf.float32)  # model_zalando_refine_test.py:138
-        warped_cloth, _ = self._warp(cloth, cloth_mask, target)
+        warped_cloth, _ = self._warp(cloth, cloth_mask, target, occluders)
         refined = _float32(self.refinement({"warped_cloth": warped_cloth, "coarse_person": coarse["coarse_person"],
                                             "garment_mask": target}, training=False))
         return {"tryon": refined["tryon"], "coarse_person": coarse["coarse_person"],

@@ -78,6 +78,13 @@ def find_collar(cloth: tf.Tensor, cloth_mask: tf.Tensor):
 
     Needs static height and width (the window and its crop are sized from them).
     """
+    band, label, _, uncrop = _find_collar_cropped(cloth, cloth_mask)
+    return uncrop(band), uncrop(label)
+
+
+def _find_collar_cropped(cloth: tf.Tensor, cloth_mask: tf.Tensor):
+    """`find_collar` inside the window's crop: (band, label, crop, uncrop), the last two
+    functions between full-size [B,H,W,C] images and the crop."""
     cloth = tf.convert_to_tensor(cloth, tf.float32)
     cloth_mask = tf.convert_to_tensor(cloth_mask, tf.float32)
     height, width = cloth.shape[1], cloth.shape[2]
@@ -191,7 +198,7 @@ def find_collar(cloth: tf.Tensor, cloth_mask: tf.Tensor):
     from_y, from_x = tf.clip_by_value(from_y, 0, crop_h - 1), tf.clip_by_value(from_x, 0, crop_w - 1)
     uncrop = lambda image: in_crop * tf.gather(tf.gather(image, from_y, axis=1, batch_dims=1), from_x,
                                                axis=2, batch_dims=1)
-    return uncrop(band * keep), uncrop(label)
+    return band * keep, label, crop, uncrop
 
 
 def detect_neck_label(cloth: tf.Tensor, cloth_mask: tf.Tensor) -> tf.Tensor:
@@ -220,11 +227,13 @@ def fix_cloth(cloth: tf.Tensor, cloth_mask: tf.Tensor, neck_label: bool = True, 
     cloth_mask = tf.convert_to_tensor(cloth_mask, tf.float32)
     if not (neck_label or collar):
         return cloth, cloth_mask
-    band, label = find_collar(cloth, cloth_mask)
-    if neck_label:
-        cloth = inpaint(cloth, label, cloth_mask, max(3, cloth.shape[2] // 24))
+    band, label, crop, uncrop = _find_collar_cropped(cloth, cloth_mask)
+    if neck_label:  # inpainted inside the crop: a quarter of the pixels
+        patched = inpaint(crop(cloth), label, crop(cloth_mask), max(3, cloth.shape[2] // 24))
+        label = uncrop(label)
+        cloth = cloth * (1.0 - label) + uncrop(patched) * label
     if collar:
-        cloth_mask = cloth_mask * (1.0 - band)
+        cloth_mask = cloth_mask * (1.0 - uncrop(band))
     return cloth, cloth_mask
 
 

@@ -4,6 +4,9 @@ garment as worn, against OpenCV's shape-context + TPS and a bounding-box affine 
 For each pair the product cloth's mask is warped onto the worn garment's mask (parse labels
 upper clothes / dress / coat of the person wearing it): in the synthetic world each test
 person with their own garment (the true warp is known), elsewhere the split's pairs file.
+With occluders (the default) every method gets the person's arms, hands and hair: the fit
+sees the garment's outline behind them and the warped garment is hidden under them, as it
+is on the person.
 """
 from __future__ import annotations
 
@@ -15,7 +18,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import HEIGHT, LIP, WIDTH, WarpConfig
+from viton_tf.config import HEIGHT, LIP, WIDTH, DataConfig, WarpConfig
 from viton_tf.errors import UserError
 
 GARMENT_LABELS = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
@@ -33,8 +36,8 @@ def _size(root: Path, height: int | None, width: int | None) -> tuple[int, int]:
 
 def load_pairs(root, split: str = "test", height: int | None = None, width: int | None = None):
     """(examples, layout, height, width): each example a dict of numpy arrays with the
-    product `cloth`, `cloth_mask`, the wearer's `person` and `garment_mask`, the `name`,
-    and, where the synthetic world records them, `worn_mask` and `label` (dict or None)."""
+    product `cloth`, `cloth_mask`, the wearer's `person`, `garment_mask` and `occluder_mask`,
+    the `name`, and, where the synthetic world records them, `worn_mask` and `label` (dict or None)."""
     from viton_tf.data.readers import decode_files, detect_layout, read_pairs
 
     root = Path(root)
@@ -48,9 +51,10 @@ def load_pairs(root, split: str = "test", height: int | None = None, width: int 
         example = decode_files(pair.files, height, width)
         stem = Path(pair.cloth).stem
         garment = np.isin(example["parsing"], GARMENT_LABELS).astype(np.float32)[..., None]
+        occluders = np.isin(example["parsing"], DataConfig.occluder_labels).astype(np.float32)[..., None]
         item = {"name": f"{pair.person} {pair.cloth}", "cloth": example["cloth"],
                 "cloth_mask": example["cloth_mask"], "person": example["person"],
-                "garment_mask": garment, "worn_mask": None, "label": None}
+                "garment_mask": garment, "occluder_mask": occluders, "worn_mask": None, "label": None}
         worn = root / split / "cloth-mask-worn" / f"{stem}.png"
         if worn.is_file():
             mask = cv2.imread(str(worn), cv2.IMREAD_GRAYSCALE)
@@ -75,18 +79,32 @@ def _compiled_warp(config: WarpConfig, matcher: str, height: int, width: int):
 
     from viton_tf.warp.shape_context import warp_cloth
 
-    spec = [tf.TensorSpec([None, height, width, 3]), tf.TensorSpec([None, height, width, 1]),
-            tf.TensorSpec([None, height, width, 1])]
-    def warp(cloth, mask, target):
-        return warp_cloth(cloth, mask, target, config, matcher)
+    spec = [tf.TensorSpec([None, height, width, 3])] + [tf.TensorSpec([None, height, width, 1])] * 3
+
+    def warp(cloth, mask, target, occluders):
+        return warp_cloth(cloth, mask, target, config, matcher, occluders)
 
     function = tf.function(warp, input_signature=spec, jit_compile=matcher == "sinkhorn")
 
-    def run(cloth, mask, target):
-        warped, warped_mask = function(cloth[None], mask[None], target[None])
+    def run(cloth, mask, target, occluders):
+        warped, warped_mask = function(cloth[None], mask[None], target[None], occluders[None])
         return warped.numpy()[0], warped_mask.numpy()[0]
 
     return run
+
+
+def _compiled_completion(config: WarpConfig, height: int, width: int):
+    """For the reference warps: (target with the occluded outline completed, occluders) -> numpy,
+    the completion `warp_cloth` does, at full size."""
+    import tensorflow as tf
+
+    from viton_tf.warp.shape_context import complete_occluded
+
+    reach = max(1, round(config.occlusion_reach * height / config.match_height))
+    spec = [tf.TensorSpec([None, height, width, 1])] * 2
+    function = tf.function(lambda target, occluders: complete_occluded(target, occluders, reach),
+                           input_signature=spec, jit_compile=True)
+    return lambda target, occluders: function(target[None], occluders[None]).numpy()[0]
 
 
 def _compiled_fixes(config: WarpConfig, height: int, width: int):
@@ -224,8 +242,23 @@ def measure_cloth_fixes(examples: list, height: int, width: int) -> dict:
     }
 
 
+def _reference(warp, config: WarpConfig, height: int, width: int):
+    """A numpy warp (OpenCV's, the bounding box) with the cloth fixes and the occlusion
+    handling `warp_cloth` has, so that every method gets the same inputs."""
+    fixes = _compiled_fixes(config, height, width)
+    completion = _compiled_completion(config, height, width)
+
+    def run(cloth, mask, target, occluders):
+        cloth, mask = fixes(cloth, mask)
+        warped, warped_mask = warp(cloth, mask, completion(target, occluders))
+        return warped, warped_mask * (1.0 - occluders)
+
+    return run
+
+
 def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_fix: bool = True,
-                  height: int | None = None, width: int | None = None, progress: bool = True) -> dict:
+                  height: int | None = None, width: int | None = None, progress: bool = True,
+                  occluders: bool = True) -> dict:
     """The warp-eval report as a dict (see the module docstring)."""
     from tqdm import tqdm
 
@@ -234,36 +267,32 @@ def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_f
     examples, layout, height, width = load_pairs(root, split, height, width)
     config = WarpConfig(collar_fix=collar_fix, neck_label_fix=collar_fix)
     if matcher == "opencv":
-        fixes = _compiled_fixes(config, height, width)
-
-        def warp(cloth, mask, target):
-            cloth, mask = fixes(cloth, mask)
-            return opencv_warp(cloth, mask, target, config)
+        warp = _reference(lambda cloth, mask, target: opencv_warp(cloth, mask, target, config), config, height, width)
     elif matcher in ("sinkhorn", "hungarian"):
         warp = _compiled_warp(config, matcher, height, width)
     else:
         raise UserError(f"--matcher {matcher!r}: expected sinkhorn, hungarian or opencv")
-    floor_fixes = _compiled_fixes(config, height, width)
-
-    def floor(cloth, mask, target):
-        cloth, mask = floor_fixes(cloth, mask)
-        return bbox_affine_warp(cloth, mask, target)
+    floor = _reference(bbox_affine_warp, config, height, width)
 
     results = {}
     for name, method in (("warp", warp), ("bbox_affine", floor)):
         first = examples[0]
-        method(first["cloth"], first["cloth_mask"], first["garment_mask"])  # warm-up: tracing, compiling
+        # Without occluders every method gets an empty occluder mask.
+        inputs = lambda e: (e["cloth"], e["cloth_mask"], e["garment_mask"],
+                            e["occluder_mask"] if occluders else np.zeros_like(e["occluder_mask"]))
+        method(*inputs(first))  # warm-up: tracing, compiling
         ious, ssims, times = [], [], []
         for example in tqdm(examples, desc=f"warp-eval {matcher if name == 'warp' else name}",
                             disable=not progress, leave=False):
             start = time.perf_counter()
-            warped, warped_mask = method(example["cloth"], example["cloth_mask"], example["garment_mask"])
+            warped, warped_mask = method(*inputs(example))
             times.append(1000.0 * (time.perf_counter() - start))
             ious.append(_iou(warped_mask, example["garment_mask"]))
             ssims.append(float(ssim(warped[None], example["person"][None], example["garment_mask"][None])[0]))
         results[name] = _summary(ious, ssims, times)
     report = {"data": str(root), "layout": layout, "split": split, "pairs": len(examples),
               "height": height, "width": width, "matcher": matcher, "collar_fix": collar_fix,
+              "occluders": occluders,
               **results["warp"], "bbox_affine": results["bbox_affine"],
               "cpus": len(os.sched_getaffinity(0))}
     report.update(measure_cloth_fixes(examples, height, width))
@@ -271,7 +300,8 @@ def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_f
 
 
 def run_warp_eval(args) -> int:
-    report = evaluate_warp(args.data, args.split, args.matcher, not args.no_collar_fix, args.height, args.width)
+    report = evaluate_warp(args.data, args.split, args.matcher, not args.no_collar_fix, args.height, args.width,
+                           occluders=not args.no_occluders)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     keys = ("median_iou", "mean_iou", "ssim_in_garment", "ms_per_pair")

@@ -119,10 +119,13 @@ def shape_context(points: tf.Tensor, weights: tf.Tensor | None = None, config: W
     angle_bin = tf.minimum(tf.cast(tf.floor(angle / (2.0 * math.pi / config.angle_bins)), tf.int32),
                            config.angle_bins - 1)
     inside = tf.cast(radius_bin > 0, tf.float32) * weights[:, None, :]
-    angle_onehot = tf.one_hot(angle_bin, config.angle_bins) * inside[..., None]
-    radius_onehot = tf.one_hot(tf.maximum(radius_bin - 1, 0), config.radius_bins)
-    hist = tf.einsum("bija,bijr->biar", angle_onehot, radius_onehot)
-    hist = tf.reshape(hist, tf.concat([tf.shape(hist)[:2], [config.angle_bins * config.radius_bins]], 0))
+    # One bin id per (point, neighbour) pair; a segment sum beats one-hot products here.
+    bins = config.angle_bins * config.radius_bins
+    batch, num = tf.shape(points)[0], tf.shape(points)[1]
+    row = tf.reshape(tf.range(batch * num), [batch, num, 1])
+    ids = row * bins + angle_bin * config.radius_bins + tf.maximum(radius_bin - 1, 0)
+    hist = tf.math.unsorted_segment_sum(tf.reshape(inside, [-1]), tf.reshape(ids, [-1]), batch * num * bins)
+    hist = tf.reshape(hist, [batch, num, bins])
     return hist, mean_dist
 
 
@@ -260,7 +263,26 @@ def _tps_smoother(points: tf.Tensor, beta: tf.Tensor, queries: list) -> list:
     return smoothers
 
 
-def _match_points(source_mask, target_mask, config: WarpConfig, matcher: str):
+def complete_occluded(target_mask: tf.Tensor, occluder_mask: tf.Tensor, reach: int) -> tf.Tensor:
+    """The garment's outline behind what covers it: the occluder pixels with garment on both
+    sides within `reach` pixels (left and right, or above and below) join `target_mask`.
+
+    An arm across the torso joins it; an arm hanging beside the torso or below a short
+    sleeve has garment on one side only and stays out.
+    """
+    garment = tf.cast(target_mask > 0.5, tf.float32)
+
+    def left_and_right(mask):
+        window = tf.nn.max_pool2d(tf.pad(mask, [[0, 0], [0, 0], [reach, reach], [0, 0]]), [1, reach], 1, "VALID")
+        width = tf.shape(mask)[2]
+        return window[:, :, :width] * window[:, :, reach + 1:]  # pixels x-reach..x-1 and x+1..x+reach
+
+    above_and_below = tf.transpose(left_and_right(tf.transpose(garment, [0, 2, 1, 3])), [0, 2, 1, 3])
+    across = tf.maximum(left_and_right(garment), above_and_below)
+    return tf.minimum(target_mask + occluder_mask * across, 1.0)
+
+
+def _match_points(source_mask, target_mask, config: WarpConfig, matcher: str, occluder_mask=None):
     """tps_main.m's loop. Returns (source points X, target points Y, final plan, beta, valid).
 
     Coordinates are matching-grid pixels / match_width (better conditioned in float32; the
@@ -272,7 +294,10 @@ def _match_points(source_mask, target_mask, config: WarpConfig, matcher: str):
     """
     # Both masks in one batch: half the sequential steps of the point sampling.
     size = (config.match_height, config.match_width)
-    masks = tf.concat([_resize_mask(source_mask, *size), _resize_mask(target_mask, *size)], axis=0)
+    target_mask = _resize_mask(target_mask, *size)
+    if occluder_mask is not None:
+        target_mask = complete_occluded(target_mask, _resize_mask(occluder_mask, *size), config.occlusion_reach)
+    masks = tf.concat([_resize_mask(source_mask, *size), target_mask], axis=0)
     points, tangents, counts = sample_contour(masks, config)
     x, y = tf.split(points, 2, axis=0)
     t1, t2 = tf.split(tangents, 2, axis=0)
@@ -324,7 +349,7 @@ def _control_grid(height: int, width: int, size: int) -> tf.Tensor:
 
 
 def fit_tps(source_mask: tf.Tensor, target_mask: tf.Tensor, config: WarpConfig = WarpConfig(),
-            matcher: str | None = None):
+            matcher: str | None = None, occluder_mask: tf.Tensor | None = None):
     """Control points (source [B,G,2], target [B,G,2]) as (y, x) pixels of the full-size masks.
 
     `sparse_image_warp(cloth, source, target)` moves the cloth (shaped like `source_mask`)
@@ -334,7 +359,7 @@ def fit_tps(source_mask: tf.Tensor, target_mask: tf.Tensor, config: WarpConfig =
     matcher = matcher or config.matcher
     source_mask = tf.convert_to_tensor(source_mask, tf.float32)
     target_mask = tf.convert_to_tensor(target_mask, tf.float32)
-    x, y, plan, beta, valid = _match_points(source_mask, target_mask, config, matcher)
+    x, y, plan, beta, valid = _match_points(source_mask, target_mask, config, matcher, occluder_mask)
     num = config.num_points
     real = plan[:, :num, :num]
     w2 = tf.reduce_sum(real, axis=1)
@@ -362,17 +387,20 @@ def fit_tps(source_mask: tf.Tensor, target_mask: tf.Tensor, config: WarpConfig =
 
 
 def warp_cloth(cloth: tf.Tensor, cloth_mask: tf.Tensor, target_mask: tf.Tensor,
-               config: WarpConfig = WarpConfig(), matcher: str | None = None):
+               config: WarpConfig = WarpConfig(), matcher: str | None = None,
+               occluder_mask: tf.Tensor | None = None):
     """Warp the product `cloth` (and its mask) onto `target_mask`: (warped_cloth, warped_mask).
 
     With `config.neck_label_fix` the neck-label shadow is inpainted first; with
     `config.collar_fix` the inner back collar leaves the mask before matching, and the
-    returned mask is the fixed one warped.
+    returned mask is the fixed one warped. With `occluder_mask` (arms, hands, hair in front
+    of the garment) the matching sees the garment's outline behind them and the returned
+    mask is hidden under them. An empty target (no garment to warp onto) gives an empty mask.
     """
     from viton_tf.warp import cloth_fixes
 
     cloth, cloth_mask = cloth_fixes.fix_cloth(cloth, cloth_mask, config.neck_label_fix, config.collar_fix)
-    source, target = fit_tps(cloth_mask, target_mask, config, matcher)
+    source, target = fit_tps(cloth_mask, target_mask, config, matcher, occluder_mask)
     warped, flow = tps.sparse_image_warp(tf.concat([cloth, cloth_mask], axis=-1), source, target,
                                          flow_stride=config.flow_stride)
     # dense_image_warp repeats the border pixels outside the product photo (a sleeve cut by
@@ -384,4 +412,9 @@ def warp_cloth(cloth: tf.Tensor, cloth_mask: tf.Tensor, target_mask: tf.Tensor,
         & (from_x > -0.5) & (from_x < tf.cast(width, tf.float32) - 0.5)
     inside = tf.cast(inside, tf.float32)[..., None]
     warped_cloth = warped[..., :3] * inside + (1.0 - inside)
-    return warped_cloth, tf.clip_by_value(warped[..., 3:], 0.0, 1.0) * inside
+    warped_mask = tf.clip_by_value(warped[..., 3:], 0.0, 1.0) * inside
+    if occluder_mask is not None:  # the garment is hidden behind the arms and hair in front of it
+        warped_mask = warped_mask * (1.0 - tf.convert_to_tensor(occluder_mask, tf.float32))
+    # The identity fallback for an empty target would otherwise paste the unwarped product.
+    has_target = tf.reduce_any(tf.convert_to_tensor(target_mask) > 0.5, axis=[1, 2, 3])
+    return warped_cloth, warped_mask * tf.cast(has_target, tf.float32)[:, None, None, None]
