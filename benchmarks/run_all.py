@@ -188,7 +188,7 @@ def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, .
     import tensorflow as tf
 
     from viton_tf.pipeline import TryOnModule, cloth_mask_from_photo
-    from viton_tf.representation import person_representation
+    from viton_tf.representation import label_mask, person_representation
     from viton_tf.warp.cloth_fixes import fix_cloth
     from viton_tf.warp.shape_context import warp_cloth
 
@@ -206,10 +206,11 @@ def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, .
     coarse = generator(representation, cloth)
     coarse_person = tf.cast(coarse["coarse_person"], tf.float32)
     target = tf.cast(tf.cast(coarse["cloth_mask"], tf.float32) > 0.5, tf.float32)
+    occluders = label_mask(parsing, module.data_config.occluder_labels)
     plain = dataclasses.replace(module.warp_config, collar_fix=False, neck_label_fix=False)
     fixes = lambda c, m: fix_cloth(c, m, module.warp_config.neck_label_fix, module.warp_config.collar_fix)
-    match_and_warp = lambda c, m, t: warp_cloth(c, m, t, plain)
-    warped_cloth, _ = module._warp(cloth, cloth_mask, target)
+    match_and_warp = lambda c, m, t, o: warp_cloth(c, m, t, plain, occluder_mask=o)
+    warped_cloth, _ = module._warp(cloth, cloth_mask, target, occluders)
     refinement = lambda w, p, g: module.refinement({"warped_cloth": w, "coarse_person": p, "garment_mask": g},
                                                    training=False)
     tryon = tf.cast(refinement(warped_cloth, coarse_person, target)["tryon"], tf.float32)
@@ -222,9 +223,10 @@ def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, .
         "representation": (lambda p, s, k: person_representation(p, s, k, module.representation_config),
                            (person, parsing, keypoints), False),
         "generator": (generator, (representation, cloth), False),
-        "warp": (lambda c, m, t: warp_cloth(c, m, t, module.warp_config), (cloth, cloth_mask, target), True),
+        "warp": (lambda c, m, t, o: warp_cloth(c, m, t, module.warp_config, occluder_mask=o),
+                 (cloth, cloth_mask, target, occluders), True),
         "warp.cloth_fixes": (fixes, (cloth, cloth_mask), True),
-        "warp.shape_context_and_tps": (match_and_warp, (cloth, cloth_mask, target), True),
+        "warp.shape_context_and_tps": (match_and_warp, (cloth, cloth_mask, target, occluders), True),
         "refinement_and_composition": (refinement, (warped_cloth, coarse_person, target), False),
         "png_encode": (encode, (tryon,), False),
     }
@@ -249,7 +251,7 @@ def warp_equivalence(run: Path, pairs: dict) -> dict:
     import tensorflow as tf
 
     from viton_tf.pipeline import TryOnModule, cloth_mask_from_photo
-    from viton_tf.representation import garment_mask
+    from viton_tf.representation import garment_mask, label_mask
     from viton_tf.warp.cloth_fixes import fix_cloth
     from viton_tf.warp.shape_context import fit_tps, warp_cloth
 
@@ -258,10 +260,11 @@ def warp_equivalence(run: Path, pairs: dict) -> dict:
                                                                                   "parse_image")))
     cloth_mask = cloth_mask_from_photo(cloth)
     target = garment_mask(parsing, module.data_config.garment_labels)
-    graph = tf.function(lambda c, m, t: warp_cloth(c, m, t, module.warp_config))
-    compiled, plain = module._warp(cloth, cloth_mask, target), graph(cloth, cloth_mask, target)
+    occluders = label_mask(parsing, module.data_config.occluder_labels)
+    graph = tf.function(lambda c, m, t, o: warp_cloth(c, m, t, module.warp_config, occluder_mask=o))
+    compiled, plain = module._warp(cloth, cloth_mask, target, occluders), graph(cloth, cloth_mask, target, occluders)
     differences = [np.abs(a.numpy() - b.numpy()) for a, b in zip(compiled, plain)]
-    fit = lambda m, t: fit_tps(fix_cloth(cloth, m)[1], t, module.warp_config)[0]
+    fit = lambda m, t: fit_tps(fix_cloth(cloth, m)[1], t, module.warp_config, occluder_mask=occluders)[0]
     points = [f(cloth_mask, target).numpy() for f in (tf.function(fit, jit_compile=True), tf.function(fit))]
     return {"pairs": int(cloth.shape[0]),
             "control_points_max_abs_px": round(float(np.abs(points[0] - points[1]).max()), 5),
@@ -281,7 +284,7 @@ def network_precision_quality(run: Path, pairs: dict) -> dict:
 
     from viton_tf.metrics import ssim
     from viton_tf.pipeline import PRECISIONS, TryOnModule, cloth_mask_from_photo
-    from viton_tf.representation import person_representation
+    from viton_tf.representation import label_mask, person_representation
 
     full, low = (TryOnModule.from_run(run, precision=p) for p in PRECISIONS)
     person, cloth, parsing, _ = full._decode(*(tf.constant(pairs[k]) for k in ("person_image", "cloth_image",
@@ -291,7 +294,8 @@ def network_precision_quality(run: Path, pairs: dict) -> dict:
     coarse = [{k: tf.cast(v, tf.float32) for k, v in m.generator({"representation": representation, "cloth": cloth},
                                                                   training=False).items()} for m in (full, low)]
     target = tf.cast(coarse[0]["cloth_mask"] > 0.5, tf.float32)
-    warped_cloth, _ = full._warp(cloth, cloth_mask_from_photo(cloth), target)
+    occluders = label_mask(parsing, full.data_config.occluder_labels)
+    warped_cloth, _ = full._warp(cloth, cloth_mask_from_photo(cloth), target, occluders)
     tryon = [tf.cast(m.refinement({"warped_cloth": warped_cloth, "coarse_person": coarse[0]["coarse_person"],
                                    "garment_mask": target}, training=False)["tryon"], tf.float32) for m in (full, low)]
     levels = [np.round((np.clip(t.numpy(), -1, 1) + 1) * 127.5) for t in tryon]

@@ -39,26 +39,29 @@ def timings(examples: list, height: int, width: int, repeats: int) -> dict:
     from viton_tf.warp import cloth_fixes, shape_context, tps
 
     example = examples[0]
-    cloth, mask, target = (tf.constant(example[k][None]) for k in ("cloth", "cloth_mask", "garment_mask"))
+    cloth, mask, target, occluders = (tf.constant(example[k][None])
+                                      for k in ("cloth", "cloth_mask", "garment_mask", "occluder_mask"))
     spec3, spec1 = tf.TensorSpec([None, height, width, 3]), tf.TensorSpec([None, height, width, 1])
     config, plain = WarpConfig(), WarpConfig(collar_fix=False, neck_label_fix=False)
-    source, dest = shape_context.fit_tps(mask, target, plain, "sinkhorn")
+    source, dest = shape_context.fit_tps(mask, target, plain, "sinkhorn", occluders)
     jit = dict(jit_compile=True)
+    warp = lambda warp_config, matcher: lambda c, m, t, o: shape_context.warp_cloth(c, m, t, warp_config, matcher, o)
+    inputs, signature = (cloth, mask, target, occluders), [spec3, spec1, spec1, spec1]
     parts = {
-        "warp_cloth_sinkhorn_with_fixes": (tf.function(lambda c, m, t: shape_context.warp_cloth(
-            c, m, t, config, "sinkhorn"), input_signature=[spec3, spec1, spec1], **jit), (cloth, mask, target)),
-        "warp_cloth_sinkhorn_no_fixes": (tf.function(lambda c, m, t: shape_context.warp_cloth(
-            c, m, t, plain, "sinkhorn"), input_signature=[spec3, spec1, spec1], **jit), (cloth, mask, target)),
-        "warp_cloth_hungarian_with_fixes": (tf.function(lambda c, m, t: shape_context.warp_cloth(
-            c, m, t, config, "hungarian"), input_signature=[spec3, spec1, spec1]), (cloth, mask, target)),
-        "fit_tps_sinkhorn": (tf.function(lambda m, t: shape_context.fit_tps(m, t, plain, "sinkhorn"),
-                                         input_signature=[spec1, spec1], **jit), (mask, target)),
+        "warp_cloth_sinkhorn_with_fixes": (tf.function(warp(config, "sinkhorn"), input_signature=signature, **jit),
+                                           inputs),
+        "warp_cloth_sinkhorn_no_fixes": (tf.function(warp(plain, "sinkhorn"), input_signature=signature, **jit),
+                                         inputs),
+        "warp_cloth_hungarian_with_fixes": (tf.function(warp(config, "hungarian"), input_signature=signature),
+                                            inputs),
+        "fit_tps_sinkhorn": (tf.function(lambda m, t, o: shape_context.fit_tps(m, t, plain, "sinkhorn", o),
+                                         input_signature=[spec1] * 3, **jit), (mask, target, occluders)),
         "sparse_image_warp": (tf.function(lambda c, s, d: tps.sparse_image_warp(
             c, s, d, flow_stride=config.flow_stride)[0], **jit), (tf.concat([cloth, mask], -1), source, dest)),
         "cloth_fixes": (tf.function(lambda c, m: cloth_fixes.fix_cloth(c, m),
                                     input_signature=[spec3, spec1], **jit), (cloth, mask)),
-        "warp_cloth_sinkhorn_with_fixes_no_jit": (tf.function(lambda c, m, t: shape_context.warp_cloth(
-            c, m, t, config, "sinkhorn"), input_signature=[spec3, spec1, spec1]), (cloth, mask, target)),
+        "warp_cloth_sinkhorn_with_fixes_no_jit": (tf.function(warp(config, "sinkhorn"), input_signature=signature),
+                                                  inputs),
     }
     return {name: _time(function, args, repeats) for name, (function, args) in parts.items()}
 
@@ -68,16 +71,14 @@ def figure(data: str, out: str, count: int = 4) -> None:
     import cv2
 
     from viton_tf.config import WarpConfig
-    from viton_tf.warp.evaluate import (_compiled_fixes, _compiled_warp, bbox_affine_warp, load_pairs,
-                                        opencv_warp)
+    from viton_tf.warp.evaluate import _compiled_warp, _reference, bbox_affine_warp, load_pairs, opencv_warp
 
     examples, _, height, width = load_pairs(data, "test")
     config = WarpConfig()
-    fixes = _compiled_fixes(config, height, width)
     methods = {"sinkhorn": _compiled_warp(config, "sinkhorn", height, width),
                "hungarian": _compiled_warp(config, "hungarian", height, width),
-               "opencv": lambda c, m, t: opencv_warp(*fixes(c, m), t, config),
-               "bbox affine": lambda c, m, t: bbox_affine_warp(*fixes(c, m), t)}
+               "opencv": _reference(lambda c, m, t: opencv_warp(c, m, t, config), config, height, width),
+               "bbox affine": _reference(bbox_affine_warp, config, height, width)}
     to_uint8 = lambda image: (np.clip(image, -1, 1) * 127.5 + 127.5).astype(np.uint8)
     step = max(1, len(examples) // count)
     rows = []
@@ -86,7 +87,7 @@ def figure(data: str, out: str, count: int = 4) -> None:
         worn = to_uint8(example["person"] * garment + (1 - garment))
         tiles = [to_uint8(example["cloth"]), worn]
         for method in methods.values():
-            warped, warped_mask = method(example["cloth"], example["cloth_mask"], garment)
+            warped, warped_mask = method(example["cloth"], example["cloth_mask"], garment, example["occluder_mask"])
             tile = to_uint8(warped * (warped_mask > 0.5) + (warped_mask <= 0.5))
             contours, _ = cv2.findContours((garment[..., 0] > 0.5).astype(np.uint8), cv2.RETR_EXTERNAL,
                                            cv2.CHAIN_APPROX_NONE)
@@ -120,9 +121,14 @@ def main() -> None:
                                for m in ("sinkhorn", "hungarian", "opencv")}
         report["warp_eval"]["sinkhorn_no_collar_fix"] = evaluate_warp(args.data, "test", "sinkhorn", False,
                                                                       progress=False)
+        for matcher in ("sinkhorn", "opencv"):  # the bare warp: arms and hair ignored
+            report["warp_eval"][f"{matcher}_no_occluders"] = evaluate_warp(args.data, "test", matcher,
+                                                                           progress=False, occluders=False)
         if args.real:
             report["warp_eval_real"] = {m: evaluate_warp(args.real, "test", m, progress=False)
                                         for m in ("sinkhorn", "hungarian", "opencv")}
+            report["warp_eval_real"]["sinkhorn_no_occluders"] = evaluate_warp(args.real, "test", "sinkhorn",
+                                                                              progress=False, occluders=False)
     elif RESULTS.is_file():  # keep the last full run's quality numbers
         previous = json.loads(RESULTS.read_text())
         report.update({k: v for k, v in previous.items() if k.startswith("warp_eval")})
