@@ -187,7 +187,8 @@ def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, .
 
     import tensorflow as tf
 
-    from viton_tf.pipeline import TryOnModule, cloth_mask_from_photo
+    from viton_tf.data.cloth_mask import cloth_mask_from_photo
+    from viton_tf.pipeline import TryOnModule
     from viton_tf.representation import label_mask, person_representation
     from viton_tf.warp.cloth_fixes import fix_cloth
     from viton_tf.warp.shape_context import warp_cloth
@@ -250,7 +251,8 @@ def warp_equivalence(run: Path, pairs: dict) -> dict:
     """The XLA-compiled warp (as exported) against the same warp in graph mode, on every test pair."""
     import tensorflow as tf
 
-    from viton_tf.pipeline import TryOnModule, cloth_mask_from_photo
+    from viton_tf.data.cloth_mask import cloth_mask_from_photo
+    from viton_tf.pipeline import TryOnModule
     from viton_tf.representation import garment_mask, label_mask
     from viton_tf.warp.cloth_fixes import fix_cloth
     from viton_tf.warp.shape_context import fit_tps, warp_cloth
@@ -282,8 +284,9 @@ def network_precision_quality(run: Path, pairs: dict) -> dict:
     thresholding G_C's mask at 0.5 does not turn rounding into a different warp downstream."""
     import tensorflow as tf
 
+    from viton_tf.data.cloth_mask import cloth_mask_from_photo
     from viton_tf.metrics import ssim
-    from viton_tf.pipeline import PRECISIONS, TryOnModule, cloth_mask_from_photo
+    from viton_tf.pipeline import PRECISIONS, TryOnModule
     from viton_tf.representation import label_mask, person_representation
 
     full, low = (TryOnModule.from_run(run, precision=p) for p in PRECISIONS)

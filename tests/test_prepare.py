@@ -123,7 +123,7 @@ def test_cloth_masks_match_the_shipped_viton_masks(shared_data):
         ours = cloth_mask(cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB))
         shipped = cv2.imread(str(folder / "cloth-mask" / path.name), cv2.IMREAD_GRAYSCALE) > 127
         iou = (ours & shipped).sum() / (ours | shipped).sum()
-        assert iou > 0.85, (path.name, iou)  # measured 0.89-0.94
+        assert iou > 0.85, (path.name, iou)  # measured 0.87-0.94
 
 
 @pytest.fixture(scope="module")

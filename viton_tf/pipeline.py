@@ -18,6 +18,7 @@ import tensorflow as tf
 
 from viton_tf.config import (DataConfig, GeneratorConfig, RefinementConfig, RepresentationConfig, WarpConfig,
                              from_dict)
+from viton_tf.data.cloth_mask import cloth_mask_from_photo
 from viton_tf.errors import UserError
 from viton_tf.representation import garment_mask, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
@@ -86,52 +87,6 @@ def decode_parsing(data: tf.Tensor, height: int, width: int) -> tf.Tensor:
         return tf.cast(labels, tf.int32) // stretch
 
     return tf.cond(tf.logical_and(is_png, header[1] == PNG_PALETTE), from_palette, from_grey)
-
-
-def cloth_mask_from_photo(cloth: tf.Tensor, threshold: float = DataConfig.cloth_foreground_threshold) -> tf.Tensor:
-    """Product foreground [B, H, W, 1] of photos on white: mean RGB below `threshold` of 255
-    (model_zalando_tps_warp.py:216-220), closed (5x5), holes filled, as readers.cloth_mask_from_photo.
-
-    JPEG noise puts a small or recompressed photo's white at 250-254, so the threshold drops
-    to 3 standard deviations (plus one level) below the mean of the 2-pixel border when that is lower.
-    """
-    grey = tf.reduce_mean((cloth + 1.0) * 127.5, axis=-1, keepdims=True)
-    batch = tf.shape(grey)[0]
-    border = tf.concat([tf.reshape(grey[:, :2], [batch, -1]), tf.reshape(grey[:, -2:], [batch, -1]),
-                        tf.reshape(grey[:, :, :2], [batch, -1]), tf.reshape(grey[:, :, -2:], [batch, -1])], axis=1)
-    mean, variance = tf.nn.moments(border, axes=[1])
-    level = tf.minimum(threshold, mean - 3.0 * tf.sqrt(variance) - 1.0)
-    mask = tf.cast(grey < level[:, None, None, None], tf.float32)
-    mask = tf.nn.max_pool2d(mask, 5, 1, "SAME")
-    mask = -tf.nn.max_pool2d(-mask, 5, 1, "SAME")
-    # Holes: background the border cannot reach through 4-connected background pixels.
-    background = 1.0 - mask[..., 0]
-    border = tf.pad(tf.zeros_like(background[:, 1:-1, 1:-1]), [[0, 0], [1, 1], [1, 1]], constant_values=1.0)
-    return 1.0 - _reach(background, border)[..., None]
-
-
-def _spread_along_rows(reached: tf.Tensor, background: tf.Tensor) -> tf.Tensor:
-    """[B, H, W]: each run of background pixels in a row that holds a reached pixel is reached."""
-    shape = tf.shape(reached)
-    rows, width = shape[0] * shape[1], shape[2]
-    run = tf.cast(tf.math.cumsum(1.0 - background, axis=2), tf.int32)  # a foreground pixel starts a new run
-    ids = tf.reshape(tf.range(rows), [shape[0], shape[1], 1]) * (width + 1) + run
-    hit = tf.math.unsorted_segment_max(tf.reshape(reached, [-1]), tf.reshape(ids, [-1]), rows * (width + 1))
-    return tf.gather(hit, ids) * background
-
-
-@tf.function(jit_compile=True)
-def _reach(background: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
-    """The background pixels [B, H, W] 4-connected to `seeds`: a flood fill by whole row and column
-    runs (a few sweeps, one per turn of the path, instead of one dilation per pixel of it)."""
-    columns = tf.transpose(background, [0, 2, 1])
-
-    def sweep(reached, _):
-        wider = _spread_along_rows(reached, background)
-        wider = tf.transpose(_spread_along_rows(tf.transpose(wider, [0, 2, 1]), columns), [0, 2, 1])
-        return wider, tf.reduce_any(wider != reached)
-
-    return tf.while_loop(lambda reached, changed: changed, sweep, [seeds * background, tf.constant(True)])[0]
 
 
 def _float32(outputs: dict) -> dict:

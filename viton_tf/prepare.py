@@ -17,9 +17,10 @@ import cv2
 import numpy as np
 
 from viton_tf.assets import model_path
+from viton_tf.data.cloth_mask import cloth_mask_from_uint8
 from viton_tf.data.readers import pair_lines, read_image
 from viton_tf.errors import UserError
-from viton_tf.prepare_parsing import fill_holes, parse_person
+from viton_tf.prepare_parsing import parse_person
 from viton_tf.prepare_pose import NoPerson, analyse_person
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
@@ -33,9 +34,6 @@ MIN_PARSE_HEIGHT = 256
 # BlazePose landmark index of each BODY_25 joint; neck (1) and mid-hip (8) are midpoints of two.
 BODY25_FROM_BLAZEPOSE = (0, (11, 12), 12, 14, 16, 11, 13, 15, (23, 24), 24, 26, 28, 23, 25, 27,
                          5, 2, 8, 7, 31, 31, 29, 32, 32, 30)
-# Product photos: a pixel is garment when a channel differs from the background colour by more than
-# this (less on a noiseless background).
-CLOTH_BACKGROUND_TOLERANCE = 8
 MIN_CLOTH_FRACTION = 0.02
 
 
@@ -120,25 +118,14 @@ def prepare_person(image: np.ndarray, height: int, width: int, timing: dict | No
 # --- product photos ---------------------------------------------------------------------
 
 def cloth_mask(cloth: np.ndarray) -> np.ndarray:
-    """Garment mask of a product photo on a plain light background: pixels unlike the border's
-    colour, closed, holes filled, the largest component."""
-    border = np.concatenate([cloth[:2].reshape(-1, 3), cloth[-2:].reshape(-1, 3),
-                             cloth[:, :2].reshape(-1, 3), cloth[:, -2:].reshape(-1, 3)])
-    background = np.median(border, axis=0)
-    # a flat studio background allows a tight tolerance (white garments on near-white); JPEG noise less so
-    noise = float(np.abs(border.astype(np.float32) - background).max(-1).mean())
-    tolerance = min(CLOTH_BACKGROUND_TOLERANCE, 3.0 + 3.0 * noise)
-    difference = np.abs(cloth.astype(np.float32) - background).max(-1)
-    mask = (difference > tolerance).astype(np.uint8)
-    size = max(3, int(round(min(cloth.shape[:2]) / 64)) | 1)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (size, size))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    mask = cv2.morphologyEx(mask, cv2.MORPH_OPEN, kernel)
+    """Garment mask of a product photo (viton_tf.data.cloth_mask), keeping only its largest
+    component: real photos carry tags, shadows and dust beside the garment."""
+    mask = cloth_mask_from_uint8(cloth).astype(np.uint8)
     count, labels, stats, _ = cv2.connectedComponentsWithStats(mask, connectivity=8)
     if count <= 1:
         return np.zeros(mask.shape, bool)
-    largest = labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
-    return fill_holes(largest)
+    # An 8-connected component of a hole-filled mask encloses no background, so none is left to fill.
+    return labels == 1 + int(np.argmax(stats[1:, cv2.CC_STAT_AREA]))
 
 
 def _cloth_fixes():

@@ -6,7 +6,7 @@
   {split}_pairs.txt.
 - "original": the official VITON code's: women_top/<id>_0.jpg person, <id>_1.jpg product,
   segment/<id>_0.jpg.mat, pose/<id>_0.mat, viton_{split}_pairs.txt; no cloth mask is shipped,
-  so it is derived from the product photo as the official code does.
+  so it is derived from the product photo (viton_tf.data.cloth_mask, the official rule on white).
 
 Decoding runs in Python (OpenCV, scipy.io) inside `tf.numpy_function`, so every error can name the
 file and the pair line it came from.
@@ -275,18 +275,6 @@ def _clean_keypoints(keypoints: np.ndarray) -> np.ndarray:
     return keypoints
 
 
-def cloth_mask_from_photo(cloth: np.ndarray, threshold: float = DataConfig.cloth_foreground_threshold):
-    """Product foreground: mean RGB below `threshold` (of 255), closed and with holes filled."""
-    mask = (cloth.astype(np.float32).mean(axis=-1) < threshold).astype(np.uint8)
-    kernel = cv2.getStructuringElement(cv2.MORPH_ELLIPSE, (5, 5))
-    mask = cv2.morphologyEx(mask, cv2.MORPH_CLOSE, kernel)
-    # Fill holes: flood the background from a one-pixel border, what it does not reach is inside.
-    padded = np.pad(mask, 1)
-    flood = padded.copy()
-    cv2.floodFill(flood, None, (0, 0), 1)
-    return (padded | (1 - flood))[1:-1, 1:-1] > 0
-
-
 # --- one example ------------------------------------------------------------------------
 
 def _resize(image: np.ndarray, height: int, width: int, nearest: bool = False) -> np.ndarray:
@@ -305,14 +293,18 @@ def decode_files(files: dict, height: int, width: int,
                  cloth_threshold: float = DataConfig.cloth_foreground_threshold) -> dict:
     """One pair's files (see `layout_files`) as numpy arrays at height x width."""
     person = read_image(files["person"])
-    cloth = read_image(files["cloth"])
+    photo = read_image(files["cloth"])
+    cloth = _resize(photo, height, width)
     if "cloth_mask" in files:
         cloth_mask = read_mask(files["cloth_mask"])
-    else:  # model_zalando_tps_warp.py:216-220
-        cloth_mask = cloth_mask_from_photo(cloth, cloth_threshold)
-    if cloth_mask.shape != cloth.shape[:2]:
-        raise UserError(f"{files['cloth_mask']}: mask is {cloth_mask.shape}, "
-                        f"its cloth photo {cloth.shape[:2]}")
+        if cloth_mask.shape != photo.shape[:2]:
+            raise UserError(f"{files['cloth_mask']}: mask is {cloth_mask.shape}, "
+                            f"its cloth photo {photo.shape[:2]}")
+        cloth_mask = _resize(cloth_mask.astype(np.float32), height, width) > 0.5
+    else:  # from the resized photo, as the exported model does
+        from viton_tf.data.cloth_mask import cloth_mask_from_uint8
+
+        cloth_mask = cloth_mask_from_uint8(cloth, cloth_threshold)
     parsing = read_parsing(files["parsing"], person.shape[:2])
     keypoints_file = Path(files["keypoints"])
     if keypoints_file.suffix == ".mat":
@@ -321,11 +313,10 @@ def decode_files(files: dict, height: int, width: int,
         keypoints = read_keypoints_json(keypoints_file)
 
     scale = np.array([width / person.shape[1], height / person.shape[0], 1.0], np.float32)
-    mask = _resize(cloth_mask.astype(np.float32), height, width)
     return {
         "person": _resize(person, height, width).astype(np.float32) / 127.5 - 1.0,
-        "cloth": _resize(cloth, height, width).astype(np.float32) / 127.5 - 1.0,
-        "cloth_mask": (mask > 0.5).astype(np.float32)[..., None],
+        "cloth": cloth.astype(np.float32) / 127.5 - 1.0,
+        "cloth_mask": cloth_mask.astype(np.float32)[..., None],
         "parsing": _resize(parsing, height, width, nearest=True).astype(np.int32),
         "keypoints": (keypoints * scale).astype(np.float32),
     }

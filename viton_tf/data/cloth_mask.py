@@ -1,0 +1,77 @@
+"""The foreground mask of a product (garment) photo, in TF ops: the one rule that the readers (for
+layouts without mask files), the exported model and `viton-tf prepare` all use."""
+from __future__ import annotations
+
+import numpy as np
+import tensorflow as tf
+
+from viton_tf.config import DataConfig
+
+# A pixel is garment when a channel differs from the background colour by more than this (less on a
+# noiseless background): it finds white garments on grey backgrounds, which the mean-RGB level misses.
+BACKGROUND_TOLERANCE = 8.0
+
+
+def cloth_mask_from_photo(cloth: tf.Tensor, threshold: float = DataConfig.cloth_foreground_threshold) -> tf.Tensor:
+    """Product foreground [B, H, W, 1] in {0, 1}: pixels darker than the background (the 2-pixel border)
+    or coloured unlike it, closed, opened (drops specks), holes filled. On clean white it is the official rule.
+
+    Darker: mean RGB below `threshold` of 255 (model_zalando_tps_warp.py:216-220), or below 3 standard
+    deviations and one level under the border's mean where JPEG noise or a grey backdrop puts that lower.
+    Unlike: a channel off the border's median colour by over 3 levels plus 3 times the border's noise.
+    """
+    height, width = cloth.shape[1], cloth.shape[2]
+    if height is None or width is None:
+        raise ValueError(f"cloth_mask_from_photo: cloth {cloth.shape} needs a static height and width")
+    levels = tf.round((tf.convert_to_tensor(cloth, tf.float32) + 1.0) * 127.5)  # a uint8 photo's exact values
+    batch = tf.shape(levels)[0]
+    border = tf.concat([tf.reshape(side, [batch, -1, 3]) for side in
+                        (levels[:, :2], levels[:, -2:], levels[:, :, :2], levels[:, :, -2:])], axis=1)
+    mean, variance = tf.nn.moments(tf.reduce_mean(border, axis=-1), axes=[1])
+    level = tf.minimum(threshold, mean - 3.0 * tf.sqrt(variance) - 1.0)
+    count = tf.shape(border)[1]
+    median = tf.gather(tf.sort(border, axis=1), [(count - 1) // 2, count // 2], axis=1)
+    colour = tf.reduce_mean(median, axis=1)[:, None]  # the background's, [B, 1, 3]
+    noise = tf.reduce_mean(tf.reduce_max(tf.abs(border - colour), axis=-1), axis=1)
+    tolerance = tf.minimum(BACKGROUND_TOLERANCE, 3.0 + 3.0 * noise)
+    darker = tf.reduce_mean(levels, axis=-1) < level[:, None, None]
+    unlike = tf.reduce_max(tf.abs(levels - colour[:, None]), axis=-1) > tolerance[:, None, None]
+    mask = tf.cast(tf.logical_or(darker, unlike), tf.float32)[..., None]
+    size = max(3, round(min(height, width) / 64) | 1)
+    dilate = lambda x: tf.nn.max_pool2d(x, size, 1, "SAME")
+    erode = lambda x: -tf.nn.max_pool2d(-x, size, 1, "SAME")
+    mask = dilate(erode(erode(dilate(mask))))  # closing, then opening
+    # Holes: background the image's edge cannot reach through 4-connected background pixels.
+    background = 1.0 - mask[..., 0]
+    edge = tf.pad(tf.zeros_like(background[:, 1:-1, 1:-1]), [[0, 0], [1, 1], [1, 1]], constant_values=1.0)
+    return 1.0 - _reach(background, edge)[..., None]
+
+
+def cloth_mask_from_uint8(photo: np.ndarray, threshold: float = DataConfig.cloth_foreground_threshold) -> np.ndarray:
+    """`cloth_mask_from_photo` of one RGB photo, uint8 [H, W, 3], run eagerly: bool [H, W]."""
+    cloth = tf.constant(photo[None], tf.float32) / 127.5 - 1.0
+    return cloth_mask_from_photo(cloth, threshold).numpy()[0, ..., 0] > 0.5
+
+
+def _spread_along_rows(reached: tf.Tensor, background: tf.Tensor) -> tf.Tensor:
+    """[B, H, W]: each run of background pixels in a row that holds a reached pixel is reached."""
+    shape = tf.shape(reached)
+    rows, width = shape[0] * shape[1], shape[2]
+    run = tf.cast(tf.math.cumsum(1.0 - background, axis=2), tf.int32)  # a foreground pixel starts a new run
+    ids = tf.reshape(tf.range(rows), [shape[0], shape[1], 1]) * (width + 1) + run
+    hit = tf.math.unsorted_segment_max(tf.reshape(reached, [-1]), tf.reshape(ids, [-1]), rows * (width + 1))
+    return tf.gather(hit, ids) * background
+
+
+@tf.function(jit_compile=True)
+def _reach(background: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
+    """The background pixels [B, H, W] 4-connected to `seeds`: a flood fill by whole row and column
+    runs (a few sweeps, one per turn of the path, instead of one dilation per pixel of it)."""
+    columns = tf.transpose(background, [0, 2, 1])
+
+    def sweep(reached, _):
+        wider = _spread_along_rows(reached, background)
+        wider = tf.transpose(_spread_along_rows(tf.transpose(wider, [0, 2, 1]), columns), [0, 2, 1])
+        return wider, tf.reduce_any(wider != reached)
+
+    return tf.while_loop(lambda reached, changed: changed, sweep, [seeds * background, tf.constant(True)])[0]
