@@ -142,7 +142,7 @@ def test_warp_eval_writes_its_report(synthetic_world, tmp_path):
     for key in ("median_iou", "mean_iou", "ssim_in_garment", "ms_per_pair"):
         assert np.isfinite(report[key]), key
         assert np.isfinite(report["bbox_affine"][key]), key
-    assert report["pairs"] == 4 and (report["height"], report["width"]) == (64, 48)
+    assert report["pairs"] == 4 and (report["height"], report["width"]) == (64, 48) and report["occluders"]
     assert 0.5 < report["median_iou"] <= 1.0
     assert set(report["neck_label"]) >= {"detection_rate", "false_positive_rate"}
     assert "iou_gain" in report["collar"]

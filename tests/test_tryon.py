@@ -32,3 +32,26 @@ def test_tryon_errors_name_the_users_file(shared_data, tmp_path):
         run_tryon(Namespace(person=bad, cloth=cloth, out=tmp_path / "x.png", model=None, method="viton"))
     with pytest.raises(UserError, match="no saved_model.pb"):
         find_version(tmp_path)
+
+
+def test_the_exported_try_on_keeps_arms_and_hair_in_front_of_the_new_garment(synthetic_world):
+    import tensorflow as tf
+
+    from viton_tf.config import LIP
+    from viton_tf.data.readers import load_example
+    from viton_tf.pipeline import TryOnModule
+
+    example = load_example(synthetic_world, "00000_00.jpg", "00001_00.jpg", split="train", height=64, width=48)
+    parsing = example["parsing"].copy()
+    arm = np.zeros_like(parsing, bool)
+    arm[30:36, 8:40] = True  # an arm across the torso, over the worn garment
+    arm &= parsing == LIP.UPPER_CLOTHES
+    parsing[arm] = LIP.LEFT_ARM
+    person = example["person"].copy()
+    person[arm] = 0.5
+    module = TryOnModule(64, 48, method="nonparametric")
+    outputs = module.tryon_tensors(person[None], example["cloth"][None], example["cloth_mask"][None],
+                                   tf.constant(parsing[None]), example["keypoints"][None])
+    pasted = outputs["composition_mask"].numpy()[0, ..., 0]
+    assert arm.sum() > 60 and pasted[arm].max() == 0.0 and pasted[~arm].sum() > 200
+    np.testing.assert_array_equal(outputs["tryon"].numpy()[0][arm], person[arm])  # the arm stays in front

@@ -96,10 +96,12 @@ def _float32(outputs: dict) -> dict:
 def nonparametric_tryon(person, cloth, cloth_mask, target_mask, occluder_mask=None,
                         config: WarpConfig = WarpConfig()) -> dict:
     """The paper's non-parametric warped synthesis: the product warped by shape-context TPS onto
-    the person's garment region and pasted over the person (under the occluders), no learning."""
+    the person's garment region and pasted inside it, no learning (nothing tells it what belongs
+    outside: arms, background). `warped_mask` is the whole warp, `composition_mask` what is pasted."""
     warped_cloth, warped_mask = warp_cloth(cloth, cloth_mask, target_mask, config, occluder_mask=occluder_mask)
-    return {"tryon": warped_mask * warped_cloth + (1.0 - warped_mask) * person,
-            "warped_cloth": warped_cloth, "warped_mask": warped_mask}
+    composition_mask = warped_mask * target_mask
+    return {"tryon": composition_mask * warped_cloth + (1.0 - composition_mask) * person,
+            "warped_cloth": warped_cloth, "warped_mask": warped_mask, "composition_mask": composition_mask}
 
 
 class TryOnModule(tf.Module):
@@ -231,7 +233,7 @@ class TryOnModule(tf.Module):
             target = garment_mask(parsing, self.data_config.garment_labels)
             outputs = self._nonparametric(person, cloth, cloth_mask, target, occluders)
             return {"tryon": outputs["tryon"], "coarse_person": person, "garment_mask": target,
-                    "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["warped_mask"]}
+                    "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"]}
         representation = person_representation(person, parsing, keypoints, self.representation_config)
         coarse = _float32(self.generator({"representation": representation, "cloth": cloth}, training=False))
         target = tf.cast(coarse["cloth_mask"] > 0.5, tf.float32)  # model_zalando_refine_test.py:138

@@ -274,13 +274,12 @@ def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_f
         raise UserError(f"--matcher {matcher!r}: expected sinkhorn, hungarian or opencv")
     floor = _reference(bbox_affine_warp, config, height, width)
 
+    # Without occluders every method gets an empty occluder mask.
+    inputs = lambda e: (e["cloth"], e["cloth_mask"], e["garment_mask"],
+                        e["occluder_mask"] if occluders else np.zeros_like(e["occluder_mask"]))
     results = {}
     for name, method in (("warp", warp), ("bbox_affine", floor)):
-        first = examples[0]
-        # Without occluders every method gets an empty occluder mask.
-        inputs = lambda e: (e["cloth"], e["cloth_mask"], e["garment_mask"],
-                            e["occluder_mask"] if occluders else np.zeros_like(e["occluder_mask"]))
-        method(*inputs(first))  # warm-up: tracing, compiling
+        method(*inputs(examples[0]))  # warm-up: tracing, compiling
         ious, ssims, times = [], [], []
         for example in tqdm(examples, desc=f"warp-eval {matcher if name == 'warp' else name}",
                             disable=not progress, leave=False):
