@@ -123,8 +123,10 @@ def test_stage2_needs_stage1_weights(synthetic_world, tmp_path, capsys):
 
 
 def test_user_errors_name_what_is_wrong(synthetic_world, tmp_path):
-    from training.train import parse_overrides, run_training
+    from training.train import SECTIONS, run_training
+    from viton_tf.config import parse_overrides
 
+    sections = SECTIONS + ("train",)
     args = Namespace(stage=1, method="viton", data=tmp_path / "missing", out=tmp_path / "run", steps=10, batch_size=2,
                      height=64, width=48, vgg_weights="none", gan=False, strategy="default", resume=False, seed=0)
     with pytest.raises(UserError, match="missing"):
@@ -134,8 +136,9 @@ def test_user_errors_name_what_is_wrong(synthetic_world, tmp_path):
     with pytest.raises(UserError, match="--resume"):
         run_training(args)
     with pytest.raises(UserError, match="SECTION.FIELD=VALUE"):
-        parse_overrides(["base_filters=3"])
-    assert parse_overrides(["loss.vgg_layers=[\"block1_conv2\"]", "train.stage2_target_mask=ground_truth"]) == {
+        parse_overrides(["base_filters=3"], sections)
+    assert parse_overrides(["loss.vgg_layers=[\"block1_conv2\"]", "train.stage2_target_mask=ground_truth"],
+                           sections) == {
         "loss": {"vgg_layers": ("block1_conv2",)}, "train": {"stage2_target_mask": "ground_truth"}}
 
 

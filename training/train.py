@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Callable
 
 from viton_tf.config import (DataConfig, DiscriminatorConfig, GeneratorConfig, LossConfig, RefinementConfig,
-                             RepresentationConfig, TrainConfig, WarpConfig, from_dict)
+                             RepresentationConfig, TrainConfig, WarpConfig, from_dict, override, parse_overrides)
 from viton_tf.errors import UserError
 
 
@@ -108,33 +108,7 @@ def train_config(args) -> TrainConfig:
         seed=args.seed, checkpoint_every=getattr(args, "checkpoint_every", TrainConfig.checkpoint_every),
         image_every=getattr(args, "image_every", TrainConfig.image_every),
         cache=getattr(args, "cache", TrainConfig.cache))
-    return override(config, "train", parse_overrides(getattr(args, "set", [])))
-
-
-def parse_overrides(items: list[str]) -> dict[str, dict]:
-    """["generator.base_filters=32", ...] -> {"generator": {"base_filters": 32}}; values are JSON or strings."""
-    sections: dict[str, dict] = {}
-    for item in items:
-        key, sep, value = item.partition("=")
-        section, dot, name = key.partition(".")
-        if not sep or not dot or section not in SECTIONS + ("train",):
-            raise UserError(f"--set {item}: expected SECTION.FIELD=VALUE with SECTION one of "
-                            f"{', '.join(SECTIONS + ('train',))}")
-        try:
-            parsed = json.loads(value)
-        except json.JSONDecodeError:
-            parsed = value
-        sections.setdefault(section, {})[name] = tuple(parsed) if isinstance(parsed, list) else parsed
-    return sections
-
-
-def override(config, section: str, overrides: dict[str, dict]):
-    values = overrides.get(section, {})
-    names = {f.name for f in dataclasses.fields(config)}
-    unknown = sorted(set(values) - names)
-    if unknown:
-        raise UserError(f"--set {section}.{unknown[0]}: no such field (fields: {', '.join(sorted(names))})")
-    return dataclasses.replace(config, **values)
+    return override(config, "train", parse_overrides(getattr(args, "set", []), SECTIONS + ("train",)))
 
 
 def read_run_config(run: Path) -> dict:
@@ -356,7 +330,7 @@ def run_training(args) -> int:
     if config.method == "viton" and config.stage not in (1, 2):
         raise UserError(f"--stage {config.stage}: expected 1 or 2")
     return train(config, data, Path(args.out), resume=args.resume,
-                 overrides=parse_overrides(getattr(args, "set", [])))
+                 overrides=parse_overrides(getattr(args, "set", []), SECTIONS + ("train",)))
 
 
 def train(config: TrainConfig, data: Path, run: Path, resume: bool = False,

