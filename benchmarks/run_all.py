@@ -188,35 +188,34 @@ def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, .
     import tensorflow as tf
 
     from viton_tf.data.cloth_mask import cloth_mask_from_photo
-    from viton_tf.pipeline import TryOnModule
+    from viton_tf.data.codecs import to_uint8
     from viton_tf.representation import label_mask, person_representation
+    from viton_tf.run import tryon_module
+    from viton_tf.tryon import refine, refinement_inputs
     from viton_tf.warp.cloth_fixes import fix_cloth
     from viton_tf.warp.shape_context import warp_cloth
 
-    module = TryOnModule.from_run(run, precision=precision)
+    module = tryon_module(run, precision=precision)
     data = [tf.constant(pairs[name][:1]) for name in ("person_image", "cloth_image", "parse_image")]
     keypoints = tf.constant(pairs["keypoints"][:1])
 
     def decode(person_image, cloth_image, parse_image):
-        person, cloth, parsing, _ = module._decode(person_image, cloth_image, parse_image)
+        person, cloth, parsing, _ = module.decode(person_image, cloth_image, parse_image)
         return person, cloth, cloth_mask_from_photo(cloth, module.data_config.cloth_foreground_threshold), parsing
 
     person, cloth, cloth_mask, parsing = decode(*data)
     representation = person_representation(person, parsing, keypoints, module.representation_config)
     generator = lambda r, c: module.generator({"representation": r, "cloth": c}, training=False)
-    coarse = generator(representation, cloth)
-    coarse_person = tf.cast(coarse["coarse_person"], tf.float32)
-    target = tf.cast(tf.cast(coarse["cloth_mask"], tf.float32) > 0.5, tf.float32)
     occluders = label_mask(parsing, module.data_config.occluder_labels)
+    inputs = refinement_inputs(module.generator, representation, cloth, cloth_mask, occluders, module.warp)
+    coarse_person, target, warped_cloth = (inputs[k] for k in ("coarse_person", "garment_mask", "warped_cloth"))
     plain = dataclasses.replace(module.warp_config, collar_fix=False, neck_label_fix=False)
     fixes = lambda c, m: fix_cloth(c, m, module.warp_config.neck_label_fix, module.warp_config.collar_fix)
     match_and_warp = lambda c, m, t, o: warp_cloth(c, m, t, plain, occluder_mask=o)
-    warped_cloth, _ = module._warp(cloth, cloth_mask, target, occluders)
-    refinement = lambda w, p, g: module.refinement({"warped_cloth": w, "coarse_person": p, "garment_mask": g},
-                                                   training=False)
-    tryon = tf.cast(refinement(warped_cloth, coarse_person, target)["tryon"], tf.float32)
-    encode = lambda t: tf.map_fn(lambda image: tf.io.encode_png(image, compression=1),
-                                 tf.cast(tf.round((tf.clip_by_value(t, -1.0, 1.0) + 1.0) * 127.5), tf.uint8),
+    refinement = lambda w, p, g: refine(module.refinement, {"warped_cloth": w, "coarse_person": p,
+                                                            "garment_mask": g})
+    tryon = refinement(warped_cloth, coarse_person, target)["tryon"]
+    encode = lambda t: tf.map_fn(lambda image: tf.io.encode_png(image, compression=1), to_uint8(t),
                                  fn_output_signature=tf.string)  # as TryOnModule._serve
     spec = lambda t: tf.TensorSpec(t.shape, t.dtype)
     table = {  # name: (function, inputs, jit_compile)
@@ -252,19 +251,19 @@ def warp_equivalence(run: Path, pairs: dict) -> dict:
     import tensorflow as tf
 
     from viton_tf.data.cloth_mask import cloth_mask_from_photo
-    from viton_tf.pipeline import TryOnModule
     from viton_tf.representation import garment_mask, label_mask
+    from viton_tf.run import tryon_module
     from viton_tf.warp.cloth_fixes import fix_cloth
     from viton_tf.warp.shape_context import fit_tps, warp_cloth
 
-    module = TryOnModule.from_run(run)
-    person, cloth, parsing, _ = module._decode(*(tf.constant(pairs[k]) for k in ("person_image", "cloth_image",
+    module = tryon_module(run, xla=True)
+    person, cloth, parsing, _ = module.decode(*(tf.constant(pairs[k]) for k in ("person_image", "cloth_image",
                                                                                   "parse_image")))
     cloth_mask = cloth_mask_from_photo(cloth)
     target = garment_mask(parsing, module.data_config.garment_labels)
     occluders = label_mask(parsing, module.data_config.occluder_labels)
     graph = tf.function(lambda c, m, t, o: warp_cloth(c, m, t, module.warp_config, occluder_mask=o))
-    compiled, plain = module._warp(cloth, cloth_mask, target, occluders), graph(cloth, cloth_mask, target, occluders)
+    compiled, plain = module.warp(cloth, cloth_mask, target, occluders), graph(cloth, cloth_mask, target, occluders)
     differences = [np.abs(a.numpy() - b.numpy()) for a, b in zip(compiled, plain)]
     fit = lambda m, t: fit_tps(fix_cloth(cloth, m)[1], t, module.warp_config, occluder_mask=occluders)[0]
     points = [f(cloth_mask, target).numpy() for f in (tf.function(fit, jit_compile=True), tf.function(fit))]
@@ -286,21 +285,21 @@ def network_precision_quality(run: Path, pairs: dict) -> dict:
 
     from viton_tf.data.cloth_mask import cloth_mask_from_photo
     from viton_tf.metrics import ssim
-    from viton_tf.pipeline import PRECISIONS, TryOnModule
     from viton_tf.representation import label_mask, person_representation
+    from viton_tf.run import tryon_module
+    from viton_tf.tryon import PRECISIONS, refine, refinement_inputs
 
-    full, low = (TryOnModule.from_run(run, precision=p) for p in PRECISIONS)
-    person, cloth, parsing, _ = full._decode(*(tf.constant(pairs[k]) for k in ("person_image", "cloth_image",
+    full, low = (tryon_module(run, precision=p) for p in PRECISIONS)
+    person, cloth, parsing, _ = full.decode(*(tf.constant(pairs[k]) for k in ("person_image", "cloth_image",
                                                                                 "parse_image")))
     representation = person_representation(person, parsing, tf.constant(pairs["keypoints"]),
                                             full.representation_config)
     coarse = [{k: tf.cast(v, tf.float32) for k, v in m.generator({"representation": representation, "cloth": cloth},
                                                                   training=False).items()} for m in (full, low)]
-    target = tf.cast(coarse[0]["cloth_mask"] > 0.5, tf.float32)
     occluders = label_mask(parsing, full.data_config.occluder_labels)
-    warped_cloth, _ = full._warp(cloth, cloth_mask_from_photo(cloth), target, occluders)
-    tryon = [tf.cast(m.refinement({"warped_cloth": warped_cloth, "coarse_person": coarse[0]["coarse_person"],
-                                   "garment_mask": target}, training=False)["tryon"], tf.float32) for m in (full, low)]
+    inputs = refinement_inputs(full.generator, representation, cloth, cloth_mask_from_photo(cloth), occluders,
+                               full.warp)
+    tryon = [refine(m.refinement, inputs)["tryon"] for m in (full, low)]
     levels = [np.round((np.clip(t.numpy(), -1, 1) + 1) * 127.5) for t in tryon]
     scores = np.asarray(ssim(tryon[0], tryon[1]))
     return {"pairs": int(cloth.shape[0]),
@@ -326,7 +325,7 @@ def reduced_precision_quality(versions: dict, pairs: dict) -> dict:
     for precision, version in versions.items():
         serve = tf.saved_model.load(str(version)).signatures["serving_default"]
         result = serve(**{name: tf.constant(value) for name, value in pairs.items()})
-        outputs[precision] = {"png": np.stack([tf.io.decode_png(p).numpy() for p in result["tryon_png"].numpy()]),
+        outputs[precision] = {"png": np.stack([tf.io.decode_png(p).numpy() for p in result["tryon_png_bytes"].numpy()]),
                               **{k: result[k].numpy() for k in ("coarse_person", "garment_mask", "warped_cloth")}}
     full, low = outputs["float32"], outputs["bfloat16"]
     to_float = lambda png: tf.constant(png.astype(np.float32) / 127.5 - 1.0)

@@ -1,15 +1,17 @@
-"""`viton-tf export`: a training run -> BASE/N/, a SavedModel version TF Serving can load.
+"""`viton-tf export`: a training run -> BASE/N/, a SavedModel version stock TF Serving can load.
 
 The version is written to BASE/.tmp-N-*/ (TF Serving ignores folders that are not integers),
 with the run's config in assets/ and one real request in assets.extra/tf_serving_warmup_requests
-(at each batch size TF Serving's batching may send: the warp is XLA-compiled once per batch size,
-which takes seconds, so the server does it while loading rather than on a client's request).
-It is then validated as TFX's InfraValidator does: loaded in a fresh Python process that never
-imports viton_tf, run on that request, its outputs compared with the in-process ones. Only a
-model that passes is renamed into BASE/N/, so a server polling BASE never sees a broken version.
+(at each batch size TF Serving's batching may send). It is then validated as TF Serving would run it:
+export/serving_check.py loads it in a fresh process that never imports viton_tf, into a TF1 session
+through the saver_def, replays the warm-up requests by the signature's tensor names, and its answers
+are compared with the in-process ones. The default export has no must-compile (XLA) function, which
+stock TF Serving refuses; `--xla` compiles the warp and needs `--xla_cpu_compilation_enabled=true`.
+Only a model that passes is renamed into BASE/N/, so a server polling BASE never sees a broken version.
 """
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -28,26 +30,7 @@ WARMUP_BATCH_SIZES = tuple(2 ** i for i in range(ServingConfig.max_batch_size.bi
                            if 2 ** i <= ServingConfig.max_batch_size)
 # Same machine, same graph: the fresh process must agree up to float noise.
 TOLERANCE = {"warped_cloth": 1e-4, "composition_mask": 1e-4, "tryon": 1.0}  # tryon in 0..255 PNG levels
-
-# Runs in the fresh process: tensorflow and tensorflow-serving-api only.
-VALIDATE_SCRIPT = """
-import sys
-sys.modules["viton_tf"] = None  # any import of viton_tf now fails: the model must not need it
-import numpy as np
-import tensorflow as tf
-from tensorflow_serving.apis import prediction_log_pb2
-
-version, out = sys.argv[1], sys.argv[2]
-model = tf.saved_model.load(version)
-missing = {"serving_default", "tryon_tensors"} - set(model.signatures)
-assert not missing, f"signatures missing: {sorted(missing)}"
-record = next(iter(tf.data.TFRecordDataset(version + "/assets.extra/tf_serving_warmup_requests")))
-request = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-inputs = {name: tf.constant(tf.make_ndarray(proto)) for name, proto in request.inputs.items()}
-outputs = model.signatures[request.model_spec.signature_name or "serving_default"](**inputs)
-np.savez(out, tryon=np.stack([tf.io.decode_png(png).numpy() for png in outputs["tryon_png"].numpy()]),
-         warped_cloth=outputs["warped_cloth"].numpy(), composition_mask=outputs["composition_mask"].numpy())
-"""
+SERVING_CHECK = Path(__file__).with_name("serving_check.py")
 
 
 def example_request(data: Path | None, work: Path, height: int, width: int) -> dict[str, np.ndarray]:
@@ -99,22 +82,35 @@ def served_outputs(outputs: dict) -> dict[str, np.ndarray]:
     """serving_default's outputs as the validation compares them (the PNG decoded)."""
     import tensorflow as tf
 
-    return {"tryon": np.stack([tf.io.decode_png(png).numpy() for png in np.asarray(outputs["tryon_png"])]),
+    return {"tryon": np.stack([tf.io.decode_png(png).numpy() for png in np.asarray(outputs["tryon_png_bytes"])]),
             "warped_cloth": np.asarray(outputs["warped_cloth"]),
             "composition_mask": np.asarray(outputs["composition_mask"])}
 
 
-def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path) -> None:
-    """Load `version_dir` in a fresh process without viton_tf and compare its answer with `expected`."""
-    result = work / "fresh_outputs.npz"
+def run_as_tf_serving(version_dir: Path, work: Path) -> dict[str, np.ndarray]:
+    """export/serving_check.py's answers for `version_dir`: each warm-up request run through a TF1 session
+    in a fresh process without viton_tf, keyed "<record>/<output>", plus "must_compile" (a JSON list)."""
+    result = work / "session_outputs.npz"
     env = {**os.environ, "TF_CPP_MIN_LOG_LEVEL": "2", "PYTHONPATH": ""}
-    process = subprocess.run([sys.executable, "-c", VALIDATE_SCRIPT, str(version_dir), str(result)],
+    process = subprocess.run([sys.executable, str(SERVING_CHECK), str(version_dir), str(result)],
                              capture_output=True, text=True, env=env, cwd=work)
     if process.returncode != 0:
         lines = [line for line in process.stderr.strip().splitlines() if line.strip()]
-        raise UserError(f"{version_dir}: not published: the model does not run in a fresh process "
-                        f"without viton_tf: {' | '.join(lines[-3:])}")
-    fresh = np.load(result)
+        raise UserError(f"{version_dir}: not published: the model does not run the way TF Serving loads it "
+                        f"(a TF1 session, without viton_tf): {' | '.join(lines[-3:])}")
+    with np.load(result, allow_pickle=True) as answers:
+        return {key: answers[key] for key in answers.files}
+
+
+def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path, xla: bool = False) -> None:
+    """Run `version_dir` as TF Serving does and compare its first warm-up answer with `expected`."""
+    answers = run_as_tf_serving(version_dir, work)
+    compiled = json.loads(str(answers["must_compile"]))
+    if compiled and not xla:
+        raise UserError(f"{version_dir}: not published: {len(compiled)} must-compile (XLA) functions, which "
+                        f"stock TF Serving refuses ({compiled[0]}, ...)")
+    fresh = {"tryon": answers["0/tryon_png_bytes:pixels"], "warped_cloth": answers["0/warped_cloth"],
+             "composition_mask": answers["0/composition_mask"]}
     for name, tolerance in TOLERANCE.items():
         if fresh[name].shape != expected[name].shape:
             raise UserError(f"{version_dir}: not published: '{name}' has shape {fresh[name].shape} in a fresh "
@@ -126,18 +122,19 @@ def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path) -> 
 
 
 def export(run: Path, base: Path, version: int, data: Path | None = None,
-           model_name: str = ServingConfig.model_name, precision: str = "float32") -> Path:
+           model_name: str = ServingConfig.model_name, precision: str = "float32", xla: bool = False) -> Path:
     """Write, validate and publish BASE/<version>/; returns that folder. `precision="bfloat16"`
-    runs the networks in bfloat16 (see TryOnModule.from_run); the signatures stay float32."""
+    runs the networks in bfloat16 (see viton_tf.run.tryon_module); the signatures stay float32.
+    `xla=True` compiles the warp (TF Serving then needs --xla_cpu_compilation_enabled=true)."""
     import tensorflow as tf
 
-    from viton_tf.pipeline import TryOnModule
+    from viton_tf.run import tryon_module
 
     base = Path(base).absolute()  # the validation runs in another working directory
     final = base / str(version)
     if final.exists():
         raise UserError(f"{final}: version {version} already exists; export a new --version")
-    module = TryOnModule.from_run(run, precision=precision)
+    module = tryon_module(run, precision=precision, xla=xla)
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
     work = Path(tempfile.mkdtemp(prefix="viton-export-"))
@@ -147,7 +144,7 @@ def export(run: Path, base: Path, version: int, data: Path | None = None,
         module.config_file = tf.saved_model.Asset(str(Path(run) / "config.json"))  # -> assets/config.json
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         write_warmup(staging, inputs, model_name)
-        validate(staging, expected, work)
+        validate(staging, expected, work, xla)
         os.chmod(staging, 0o755)  # mkdtemp made it private; servers may run as another user
         os.rename(staging, final)  # atomic: a polling server sees all of the version or none
     except BaseException:
@@ -159,7 +156,13 @@ def export(run: Path, base: Path, version: int, data: Path | None = None,
 
 
 def run_export(args) -> int:
-    precision = getattr(args, "precision", "float32")
-    final = export(args.run, args.out, args.version, getattr(args, "data", None), precision=precision)
-    print(f"exported {args.run} -> {final} ({precision}, validated in a fresh process)")
+    from viton_tf.hardware import precision_warning
+
+    precision, xla = getattr(args, "precision", "float32"), getattr(args, "xla", False)
+    warning = precision_warning(precision)
+    if warning:
+        print(f"warning: {warning}", file=sys.stderr)
+    final = export(args.run, args.out, args.version, getattr(args, "data", None), precision=precision, xla=xla)
+    engine = "TF Serving with --xla_cpu_compilation_enabled=true" if xla else "stock TF Serving"
+    print(f"exported {args.run} -> {final} ({precision}{', XLA' if xla else ''}; validated as {engine} runs it)")
     return 0

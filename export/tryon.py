@@ -77,7 +77,7 @@ def run_tryon(args) -> int:
             print(f"viton: weights of {version} ({describe_training(version / 'assets' / 'config.json')})")
         else:
             from viton_tf.config import HEIGHT, WIDTH
-            from viton_tf.pipeline import TryOnModule
+            from viton_tf.tryon import TryOnModule
 
             height, width = HEIGHT, WIDTH
             serve = TryOnModule(height, width, method="nonparametric").serving_default
@@ -85,7 +85,7 @@ def run_tryon(args) -> int:
         inputs = prepared_request(args.person, args.cloth, int(height), int(width), work)
         outputs = serve(**{name: tf.constant(value) for name, value in inputs.items()})
         args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_bytes(outputs["tryon_png"].numpy()[0])
+        args.out.write_bytes(outputs["tryon_png_bytes"].numpy()[0])
         print(f"wrote {args.out}")
         return 0
     finally:

@@ -122,11 +122,11 @@ def run_client(args) -> int:
         start = time.perf_counter()
         outputs = predict(args.server, inputs, args.model, args.version)
         seconds = time.perf_counter() - start
-        if "tryon_png" not in outputs:
-            raise ClientError(f"{args.server}: the answer has no 'tryon_png' output (got {sorted(outputs)})")
-        png = bytes(outputs["tryon_png"][0])
+        if "tryon_png_bytes" not in outputs:
+            raise ClientError(f"{args.server}: the answer has no 'tryon_png_bytes' output (got {sorted(outputs)})")
+        png = bytes(outputs["tryon_png_bytes"][0])
         if not png.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise ClientError(f"{args.server}: 'tryon_png' is not a PNG")
+            raise ClientError(f"{args.server}: 'tryon_png_bytes' is not a PNG")
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(png)
     except ClientError as error:

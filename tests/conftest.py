@@ -32,3 +32,30 @@ def synthetic_world(tmp_path_factory) -> Path:
     write_world(out, SynthConfig(pairs=16, height=64, width=48, seed=0, test_fraction=0.25),
                 progress=False)
     return out
+
+
+TINY_TRAINING = ["--height", "64", "--width", "48", "--batch-size", "2", "--vgg-weights", "none", "--steps", "2",
+                 "--set", "generator.base_filters=16", "--image-every", "1000", "--checkpoint-every", "1000"]
+
+
+@pytest.fixture(scope="session")
+def trained_run(synthetic_world, tmp_path_factory) -> Path:
+    """One tiny VITON run (both stages, 64x48, 2 steps each), shared by every test of the session."""
+    from viton_tf.cli import main
+
+    run = tmp_path_factory.mktemp("trained") / "run"
+    for stage in ("1", "2"):
+        assert main(["train", "--data", str(synthetic_world), "--out", str(run), "--stage", stage,
+                     *TINY_TRAINING]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def exported(trained_run, synthetic_world, tmp_path_factory) -> Path:
+    """`trained_run` exported (the default, stock-TF-Serving export) as version 1 of a model base path."""
+    from viton_tf.cli import main
+
+    base = tmp_path_factory.mktemp("models") / "viton"
+    assert main(["export", "--run", str(trained_run), "--out", str(base), "--version", "1",
+                 "--data", str(synthetic_world)]) == 0
+    return base

@@ -1,7 +1,7 @@
 """Serving test support: `viton-tf serve` as a subprocess, and a toy SavedModel with the try-on
 model's serving signature (for the serving tests and benchmarks before a real export exists).
 
-Same input names, dtypes and shapes as viton_tf.pipeline's `serving_default`; the work is
+Same input names, dtypes and shapes as viton_tf.tryon's `serving_default`; the work is
 trivial but batched, and extra outputs let tests see what the server did:
 `version` (which version answered), `calls` (a counter, so warm-up replays show),
 `batch_size` (the batch the signature ran on) and `keypoint_sum` (which request a row is).

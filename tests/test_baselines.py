@@ -74,7 +74,7 @@ def test_crn_cascade_starts_at_8x6_and_doubles():
 
 
 def test_nonparametric_tryon_onto_an_empty_mask_pastes_nothing(synthetic_world):
-    from viton_tf.pipeline import nonparametric_tryon
+    from viton_tf.tryon import nonparametric_tryon
     from viton_tf.data.readers import load_example
 
     example = load_example(synthetic_world, "00000_00.jpg", "00000_00.jpg", split="train", height=64, width=48)

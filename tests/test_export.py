@@ -4,10 +4,13 @@ from __future__ import annotations
 import argparse
 import io
 import json
+import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -18,29 +21,11 @@ from viton_tf.cli import main
 from viton_tf.data.cloth_mask import _reach, cloth_mask_from_photo, cloth_mask_from_uint8
 from viton_tf.data.readers import read_keypoints_json, read_pairs, read_parsing
 from viton_tf.errors import UserError
-from viton_tf.pipeline import TryOnModule, decode_parsing
+from viton_tf.data.codecs import decode_parsing
+from viton_tf.run import tryon_module
+from viton_tf.tryon import TryOnModule
 
 REPO = Path(__file__).resolve().parents[1]
-TINY = ["--height", "64", "--width", "48", "--batch-size", "2", "--vgg-weights", "none", "--steps", "2",
-        "--set", "generator.base_filters=16", "--image-every", "1000", "--checkpoint-every", "1000"]
-
-
-@pytest.fixture(scope="module")
-def trained_run(synthetic_world, tmp_path_factory) -> Path:
-    run = tmp_path_factory.mktemp("export") / "run"
-    for stage in ("1", "2"):
-        assert main(["train", "--data", str(synthetic_world), "--out", str(run), "--stage", stage, *TINY]) == 0
-    return run
-
-
-@pytest.fixture(scope="module")
-def exported(trained_run, synthetic_world, tmp_path_factory) -> Path:
-    base = tmp_path_factory.mktemp("models") / "viton"
-    assert main(["export", "--run", str(trained_run), "--out", str(base), "--version", "1",
-                 "--data", str(synthetic_world)]) == 0
-    return base
-
-
 def _examples(world: Path):
     from viton_tf.data.readers import make_dataset
 
@@ -70,7 +55,7 @@ def test_export_writes_a_tf_serving_version(exported, trained_run):
     shown = subprocess.run([str(REPO / ".venv/bin/saved_model_cli"), "show", "--all", "--dir", str(version)],
                            capture_output=True, text=True, check=True).stdout
     assert "signature_def['serving_default']" in shown and "signature_def['tryon_tensors']" in shown
-    for name in ("person_image", "cloth_image", "parse_image", "keypoints", "tryon_png", "warped_cloth",
+    for name in ("person_image", "cloth_image", "parse_image", "keypoints", "tryon_png_bytes", "warped_cloth",
                  "composition_mask", "parsing", "cloth_mask", "garment_mask", "coarse_person"):
         assert f"['{name}']" in shown, name
 
@@ -80,7 +65,7 @@ def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic
     from serving_toy import Server
 
     inputs, files = _pair_inputs(synthetic_world, 1)  # not the warm-up pair
-    module = TryOnModule.from_run(trained_run)
+    module = tryon_module(trained_run)
     local = module.serving_default(**{name: tf.constant(value) for name, value in inputs.items()})
     config = tmp_path / "models.config"
     config.write_text(f'model_config_list {{ config {{ name: "viton" base_path: "{exported}" '
@@ -91,8 +76,8 @@ def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic
         served = predict_grpc(f"localhost:{server.grpc_port}", inputs, "viton")
         np.testing.assert_allclose(served["warped_cloth"], local["warped_cloth"].numpy(), atol=1e-4)
         np.testing.assert_allclose(served["composition_mask"], local["composition_mask"].numpy(), atol=1e-4)
-        local_png = tf.io.decode_png(local["tryon_png"][0]).numpy().astype(int)
-        assert np.abs(tf.io.decode_png(served["tryon_png"][0]).numpy() - local_png).max() <= 1
+        local_png = tf.io.decode_png(local["tryon_png_bytes"][0]).numpy().astype(int)
+        assert np.abs(tf.io.decode_png(served["tryon_png_bytes"][0]).numpy() - local_png).max() <= 1
         # The CLI client with the pair's OpenPose BODY_25 file gives the same readable PNG.
         args = argparse.Namespace(server=f"localhost:{server.grpc_port}", person=files["person"],
                                   cloth=files["cloth"], parse=files["parsing"], keypoints=files["keypoints"],
@@ -165,14 +150,14 @@ def test_bfloat16_networks_stay_close_to_float32(trained_run, synthetic_world):
     inputs = {"representation": person_representation(example["person"][None], example["parsing"][None],
                                                       example["keypoints"][None]),
               "cloth": tf.constant(example["cloth"][None])}
-    full, low = (TryOnModule.from_run(trained_run, precision=p) for p in ("float32", "bfloat16"))
+    full, low = (tryon_module(trained_run, precision=p) for p in ("float32", "bfloat16"))
     assert low.generator.compute_dtype == "bfloat16" and full.generator.compute_dtype == "float32"
     full_out, low_out = full.generator(inputs), low.generator(inputs)
     assert low_out["coarse_person"].dtype == tf.bfloat16
     difference = np.abs(full_out["coarse_person"].numpy() - tf.cast(low_out["coarse_person"], tf.float32).numpy())
     assert 0 < difference.max() < 0.05  # bfloat16 keeps 8 bits of mantissa: ~2^-8 relative
     with pytest.raises(UserError, match="precision: expected one of float32, bfloat16"):
-        TryOnModule.from_run(trained_run, precision="float16")
+        tryon_module(trained_run, precision="float16")
 
 
 @pytest.mark.slow
@@ -184,7 +169,7 @@ def test_export_is_deterministic_and_never_publishes_a_failed_model(exported, tr
                      "--data", str(synthetic_world)]) == 0
     inputs = {k: tf.constant(v) for k, v in _pair_inputs(synthetic_world, 1)[0].items()}
     first, second = (tf.saved_model.load(str(exported / v)).signatures["serving_default"](**inputs) for v in "12")
-    assert first["tryon_png"].numpy()[0] == second["tryon_png"].numpy()[0]
+    assert first["tryon_png_bytes"].numpy()[0] == second["tryon_png_bytes"].numpy()[0]
     np.testing.assert_array_equal(first["warped_cloth"], second["warped_cloth"])
 
     # A model whose fresh-process answer differs from the in-process one is not published.
@@ -200,3 +185,82 @@ def test_export_is_deterministic_and_never_publishes_a_failed_model(exported, tr
     with pytest.raises(UserError, match="already exists"):
         export_job.export(trained_run, exported, 2, synthetic_world)
     shutil.rmtree(exported / "2")
+
+
+def _session_answers(version: Path, work: Path) -> dict:
+    """export/serving_check.py run as a script, in a process that never imports viton_tf (PYTHONPATH cleared)."""
+    out = work / f"session-{version.parent.name}-{version.name}.npz"
+    env = {key: value for key, value in os.environ.items() if key != "PYTHONPATH"}
+    subprocess.run([sys.executable, str(REPO / "export" / "serving_check.py"), str(version), str(out)],
+                   check=True, capture_output=True, env=env, cwd=work)
+    with np.load(out, allow_pickle=True) as answers:
+        return {key: answers[key] for key in answers.files}
+
+
+@pytest.fixture(scope="module")
+def exported_nonparametric(synthetic_world, tmp_path_factory) -> Path:
+    run = tmp_path_factory.mktemp("nonparametric") / "run"
+    assert main(["train", "--method", "nonparametric", "--data", str(synthetic_world), "--out", str(run),
+                 "--height", "64", "--width", "48"]) == 0
+    base = run.parent / "models" / "nonparametric"
+    assert main(["export", "--run", str(run), "--out", str(base), "--version", "1",
+                 "--data", str(synthetic_world)]) == 0
+    return base
+
+
+@pytest.mark.parametrize("model", ["exported", "exported_nonparametric"])
+def test_tf_servings_session_path_replays_the_warmup_and_answers_as_tf_saved_model_load(model, request, tmp_path):
+    version = request.getfixturevalue(model) / "1"
+    answers = _session_answers(version, tmp_path)
+    assert json.loads(str(answers["must_compile"])) == []  # stock TF Serving runs it without XLA flags
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    records = list(tf.data.TFRecordDataset(str(version / "assets.extra" / "tf_serving_warmup_requests")))
+    assert len(records) == 4
+    for index, record in enumerate(records):
+        request_proto = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        expected = serve(**{name: tf.constant(tf.make_ndarray(proto)) for name, proto in request_proto.inputs.items()})
+        assert set(expected) == {key.split("/")[1] for key in answers if key.startswith(f"{index}/")
+                                 and ":" not in key}
+        for name, value in expected.items():
+            if name.endswith("_bytes"):
+                assert list(answers[f"{index}/{name}"]) == list(value.numpy())  # byte-identical PNGs
+            else:
+                np.testing.assert_allclose(answers[f"{index}/{name}"], value.numpy(), atol=1e-5, err_msg=name)
+
+
+def test_the_xla_export_marks_must_compile_functions_and_the_default_does_not(trained_run, synthetic_world,
+                                                                                tmp_path):
+    base = tmp_path / "viton"
+    assert main(["export", "--run", str(trained_run), "--out", str(base), "--version", "1", "--xla",
+                 "--data", str(synthetic_world)]) == 0
+    assert json.loads(str(_session_answers(base / "1", tmp_path)["must_compile"]))  # the scan can fail
+
+
+def _jpeg_claiming(height: int, width: int) -> bytes:
+    """A small real JPEG whose SOF header claims height x width."""
+    data = bytearray(cv2.imencode(".jpg", np.full((16, 16, 3), 128, np.uint8))[1].tobytes())
+    sof = data.index(b"\xff\xc0")
+    data[sof + 5:sof + 9] = height.to_bytes(2, "big") + width.to_bytes(2, "big")
+    return bytes(data)
+
+
+def test_an_oversize_image_is_refused_from_its_header_before_decoding(synthetic_world):
+    module = TryOnModule(64, 48, method="nonparametric")
+    inputs = {name: tf.constant(value) for name, value in _pair_inputs(synthetic_world, 0)[0].items()}
+    for name in ("person_image", "cloth_image", "parse_image"):
+        huge = {**inputs, name: tf.constant([_jpeg_claiming(20000, 20000)])}
+        with pytest.raises(tf.errors.InvalidArgumentError, match=f"{name}: image larger than the limit of 4096"):
+            module.serving_default(**huge)
+    with pytest.raises(tf.errors.InvalidArgumentError, match="cloth_image: not a JPEG or PNG"):
+        module.serving_default(**{**inputs, "cloth_image": tf.constant([b"GIF89a not a photo"])})
+
+
+def test_an_examples_answer_does_not_depend_on_what_it_is_batched_with(exported, synthetic_world):
+    serve = tf.saved_model.load(str(exported / "1")).signatures["serving_default"]
+    pairs = [_pair_inputs(synthetic_world, i)[0] for i in range(4)]
+    batch = {name: np.concatenate([pairs[i % 4][name] for i in (1, 2, 3, 0, 2, 3, 1, 2)]) for name in pairs[0]}
+    alone = serve(**{name: tf.constant(value) for name, value in pairs[0].items()})
+    batched = serve(**{name: tf.constant(value) for name, value in batch.items()})
+    png = lambda outputs, i: tf.io.decode_png(outputs["tryon_png_bytes"][i]).numpy().astype(int)
+    assert np.abs(png(alone, 0) - png(batched, 3)).max() <= 1
+    np.testing.assert_allclose(alone["warped_cloth"][0], batched["warped_cloth"][3], atol=1e-4)

@@ -39,7 +39,7 @@ def test_the_exported_try_on_keeps_arms_and_hair_in_front_of_the_new_garment(syn
 
     from viton_tf.config import LIP
     from viton_tf.data.readers import load_example
-    from viton_tf.pipeline import TryOnModule
+    from viton_tf.tryon import TryOnModule
 
     example = load_example(synthetic_world, "00000_00.jpg", "00001_00.jpg", split="train", height=64, width=48)
     parsing = example["parsing"].copy()

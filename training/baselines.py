@@ -1,21 +1,17 @@
 """The paper's baselines as `model.fit` training models, the non-parametric warp-and-paste, and predictors.
 
 Each training model has the interface of `training.trainers`: a custom `train_step`, `saved_networks()`
-(RUN/<stem>.weights.h5) and `image_grid(batch)`. `load_predictor` turns any run folder back into a
+(RUN/<stem>.weights.h5) and `image_grid(batch)`. `viton_tf.run.load_predictor` turns any run folder back into a
 function batch -> {"tryon"[, "warped_mask"]} for `viton-tf evaluate`.
 """
 from __future__ import annotations
-
-from pathlib import Path
 
 import keras
 import tensorflow as tf
 
 from training.trainers import TrainingModel, _generator_inputs, _image, _mask
 from viton_tf import losses
-from viton_tf.config import (CAGANConfig, CRNConfig, DiscriminatorConfig, GeneratorConfig,
-                             PRGANConfig, RefinementConfig, WarpConfig, from_dict)
-from viton_tf.errors import UserError
+from viton_tf.config import CAGANConfig, CRNConfig, DiscriminatorConfig, PRGANConfig
 from viton_tf.models.baselines.cagan import CAGAN
 from viton_tf.models.baselines.crn import CRN
 from viton_tf.models.baselines.prgan import PRGAN
@@ -145,88 +141,6 @@ class CRNTraining(TrainingModel):
 
     def image_grid(self, batch):
         return _tryon_grid(batch, self.network(_generator_inputs(batch), training=False)["tryon"])
-
-
-# --- building and loading -----------------------------------------------------------------------
-
-def _section(config: dict, name: str, cls: type):
-    """A dataclass from `name` in a run's config.json (top level), or its defaults."""
-    values = config.get(name) if isinstance(config.get(name), dict) else None
-    return from_dict(cls, values) if values else cls()
-
-
-def build_network(method: str, config: dict, height: int, width: int) -> keras.Model | None:
-    """The network a baseline trains, from the config sections of its run (None for nonparametric)."""
-    generator = _section(config, "generator", GeneratorConfig)
-    if method == "prgan":
-        return PRGAN(_section(config, "prgan", PRGANConfig), generator)
-    if method == "cagan":
-        return CAGAN(_section(config, "cagan", CAGANConfig), generator)
-    if method == "crn":
-        return CRN(_section(config, "crn", CRNConfig), height, width)
-    if method == "nonparametric":
-        return None
-    raise ValueError(f"no baseline network for method {method!r}")
-
-
-def _load(network: keras.Model, inputs: dict, path: Path) -> keras.Model:
-    if not path.is_file():
-        raise UserError(f"{path}: weights not found (train the run first: `viton-tf train --out {path.parent}`)")
-    network(inputs, training=False)  # build the variables before loading into them
-    network.load_weights(str(path))
-    return network
-
-
-def load_predictor(folder: Path, method: str, config: dict, height: int, width: int):
-    """A function batch -> {"tryon"[, "warped_mask"]} for a trained run; the batch has the readers' keys plus
-    "representation" and "worn_cloth" (the product photo of the garment the person wears)."""
-    from viton_tf.models.generator import Generator
-    from viton_tf.models.refinement import Refinement
-    from viton_tf.config import DataConfig
-    from viton_tf.pipeline import nonparametric_tryon
-    from viton_tf.representation import garment_mask, label_mask
-    from viton_tf.warp.shape_context import warp_cloth
-
-    folder = Path(folder)
-    warp = _section(config, "warp", WarpConfig)
-    zeros = {"representation": tf.zeros([1, height, width, 22]), "cloth": tf.zeros([1, height, width, 3]),
-             "person": tf.zeros([1, height, width, 3]), "worn_cloth": tf.zeros([1, height, width, 3])}
-
-    data = _section(config, "data", DataConfig)
-    occluders = lambda batch: label_mask(batch["parsing"], data.occluder_labels)
-    if method == "nonparametric":
-        return lambda batch: nonparametric_tryon(batch["person"], batch["cloth"], batch["cloth_mask"],
-                                                 garment_mask(batch["parsing"], data.garment_labels),
-                                                 occluders(batch), warp)
-    if method in ("prgan", "crn"):
-        network = _load(build_network(method, config, height, width), zeros, folder / f"{method}.weights.h5")
-        return lambda batch: {"tryon": network(_generator_inputs(batch), training=False)["tryon"]}
-    if method == "cagan":
-        network = _load(build_network(method, config, height, width), zeros, folder / "cagan.weights.h5")
-        return lambda batch: {"tryon": network({"person": batch["person"], "worn_cloth": batch["worn_cloth"],
-                                                "cloth": batch["cloth"]}, training=False)["tryon"]}
-
-    generator = _load(Generator(_section(config, "generator", GeneratorConfig)), zeros,
-                      folder / "generator.weights.h5")
-    if method == "encoder_decoder":
-        return lambda batch: {"tryon": generator(_generator_inputs(batch), training=False)["coarse_person"]}
-    if method != "viton":
-        raise ValueError(f"unknown method {method!r}")
-    refinement = _load(Refinement(_section(config, "refinement", RefinementConfig)),
-                       {"warped_cloth": zeros["cloth"], "coarse_person": zeros["cloth"],
-                        "garment_mask": tf.zeros([1, height, width, 1])},
-                       folder / "refinement.weights.h5")
-
-    def predict(batch):
-        coarse = generator(_generator_inputs(batch), training=False)
-        mask = tf.cast(coarse["cloth_mask"] > 0.5, tf.float32)  # as training.trainers.VitonStage2
-        warped_cloth, warped_mask = warp_cloth(batch["cloth"], batch["cloth_mask"], mask, warp,
-                                               occluder_mask=occluders(batch))
-        outputs = refinement({"warped_cloth": warped_cloth, "coarse_person": coarse["coarse_person"],
-                              "garment_mask": mask}, training=False)
-        return {"tryon": outputs["tryon"], "warped_mask": warped_mask}
-
-    return predict
 
 
 # --- `viton-tf train --method NAME` ---------------------------------------------------------------

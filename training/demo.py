@@ -182,7 +182,7 @@ def try_on(server: Server, split: Path, person: str, cloth: str, out: Path) -> d
         start = time.perf_counter()
         outputs = predict_grpc(server.address, inputs, model)
         timings[model] = time.perf_counter() - start
-        tryon = cv2.cvtColor(cv2.imdecode(np.frombuffer(bytes(outputs["tryon_png"][0]), np.uint8),
+        tryon = cv2.cvtColor(cv2.imdecode(np.frombuffer(bytes(outputs["tryon_png_bytes"][0]), np.uint8),
                                           cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
         if model == "viton":
             panels["warped cloth"] = _to_uint8(outputs["warped_cloth"][0])

@@ -361,7 +361,7 @@ def _json_ready(report: dict) -> dict:
 def run_evaluate(args) -> int:
     from tqdm import tqdm
 
-    from training.baselines import load_predictor
+    from viton_tf.run import load_predictor
 
     data, out = Path(args.data), Path(args.out)
     runs = find_runs(Path(args.runs))

@@ -12,6 +12,7 @@ import tensorflow as tf
 from viton_tf import losses
 from viton_tf.config import DiscriminatorConfig, LossConfig, WarpConfig
 from viton_tf.models.discriminator import PatchDiscriminator
+from viton_tf.tryon import make_warp, refine, refinement_inputs
 
 
 class Frozen:
@@ -21,8 +22,8 @@ class Frozen:
         network.trainable = False
         self.network = network
 
-    def __call__(self, inputs):
-        return self.network(inputs, training=False)
+    def __call__(self, inputs, training=False):
+        return self.network(inputs, training=False)  # always inference: batch norm keeps its statistics
 
 
 class TrainingModel(keras.Model):
@@ -176,30 +177,23 @@ class VitonStage2(TrainingModel):
         self.refinement = refinement
         self.perceptual = perceptual
         self.loss_config = loss_config
-        self.warp_config = warp_config
+        self.warp = make_warp(warp_config, one_by_one=False)  # batched: training has no clients to keep apart
         self.target_mask = target_mask
 
     def refinement_inputs(self, batch) -> dict:
         """G_C's coarse person, the cloth warped onto the target garment mask, and that mask."""
-        from viton_tf.warp.shape_context import warp_cloth
-
-        coarse = self.generator(_generator_inputs(batch))
-        if self.target_mask == "predicted":
-            mask = tf.cast(coarse["cloth_mask"] > 0.5, tf.float32)
-        else:
-            mask = batch["garment_mask"]
-        warped_cloth, _ = warp_cloth(batch["cloth"], batch["cloth_mask"], mask, self.warp_config,
-                                     occluder_mask=batch.get("occluder_mask"))
-        return {"warped_cloth": warped_cloth, "coarse_person": coarse["coarse_person"], "garment_mask": mask}
+        target = None if self.target_mask == "predicted" else batch["garment_mask"]
+        return refinement_inputs(self.generator, batch["representation"], batch["cloth"], batch["cloth_mask"],
+                                 batch.get("occluder_mask"), self.warp, target_mask=target)
 
     def call(self, batch, training=False):
-        return self.refinement(self.refinement_inputs(batch), training=training)
+        return refine(self.refinement, self.refinement_inputs(batch), training=training)
 
     def train_step(self, batch):
         inputs = self.refinement_inputs(batch)
 
         def forward():
-            outputs = self.refinement(inputs, training=True)
+            outputs = refine(self.refinement, inputs, training=True)
             terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
             if self.discriminator is not None:
                 self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"])
@@ -212,7 +206,7 @@ class VitonStage2(TrainingModel):
 
     def image_grid(self, batch):
         inputs = self.refinement_inputs(batch)
-        outputs = self.refinement(inputs, training=False)
+        outputs = refine(self.refinement, inputs)
         return [("person", _image(batch["person"])), ("cloth", _image(batch["cloth"])),
                 ("coarse_person", _image(inputs["coarse_person"])), ("cloth_mask", _mask(inputs["garment_mask"])),
                 ("warped_cloth", _image(inputs["warped_cloth"])),

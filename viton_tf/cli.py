@@ -214,6 +214,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "(default: one synthetic pair)")
     p.add_argument("--precision", default="float32", choices=("float32", "bfloat16"),
                    help="arithmetic of the networks (bfloat16: faster on CPUs with AMX/AVX512-BF16)")
+    p.add_argument("--xla", action="store_true",
+                   help="compile the warp with XLA (faster on CPU; TF Serving then needs "
+                        "--xla_cpu_compilation_enabled=true, an experimental flag)")
     p.set_defaults(handler=_export)
 
     p = sub.add_parser("serve", help="a local server speaking TF Serving's gRPC and REST APIs")

@@ -67,7 +67,6 @@ def _spread_along_rows(reached: tf.Tensor, background: tf.Tensor) -> tf.Tensor:
     return tf.gather(hit, ids) * background
 
 
-@tf.function(jit_compile=True)
 def _reach(background: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
     """The background pixels [B, H, W] 4-connected to `seeds`: a flood fill by whole row and column
     runs (a few sweeps, one per turn of the path, instead of one dilation per pixel of it)."""

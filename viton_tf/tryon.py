@@ -1,0 +1,193 @@
+"""The whole try-on as one tf.Module in TF ops: preprocess -> the one forward -> postprocess.
+
+encoded person photo, product photo, parsing PNG, keypoints -> resize to the model's size ->
+22-channel representation -> G_C (coarse person, cloth mask) -> shape-context TPS warp of the
+product onto that mask (Sinkhorn matching) -> G_R composition -> PNG.
+
+`viton_forward` and `refinement_inputs` are the VITON forward that training (stage 2), export,
+evaluation and the benchmarks all call. Signatures: `serving_default` (bytes in, PNG bytes out,
+for TF Serving) and `tryon_tensors` (float tensors at the model's size, as viton_tf.data.readers
+gives them; out: tryon, coarse_person, garment_mask (G_C's mask > 0.5), warped_cloth, composition_mask).
+"""
+from __future__ import annotations
+
+import tensorflow as tf
+
+from viton_tf.config import DataConfig, RepresentationConfig, WarpConfig
+from viton_tf.data.cloth_mask import cloth_mask_from_photo
+from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, to_uint8
+from viton_tf.representation import garment_mask, label_mask, person_representation
+from viton_tf.warp.shape_context import warp_cloth
+
+METHODS = ("viton", "nonparametric")
+PRECISIONS = ("float32", "bfloat16")
+# G_C's clothing mask is binarised at 0.5 before the warp: model_zalando_refine_test.py:138.
+GARMENT_MASK_THRESHOLD = 0.5
+# The longest side of a photo the served model decodes (read from the header first): 4096 px keeps
+# one decoded image under 50 MB; VITON-HD photos are 1024x768.
+MAX_IMAGE_SIDE = 4096
+
+
+def _float32(outputs: dict) -> dict:
+    return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
+
+
+def make_warp(config: WarpConfig, xla: bool = False, one_by_one: bool = True):
+    """(cloth, cloth_mask, target_mask, occluder_mask) -> (warped_cloth, warped_mask) on a batch.
+
+    `one_by_one` warps each example alone (tf.map_fn), so an example's answer never depends on what it is
+    batched with (the matching, and oneDNN's kernels, choose differently at other batch sizes) and a
+    compiled warp compiles once, at batch 1. `xla=True` compiles it (faster on CPU, but stock TF Serving
+    refuses must-compile functions unless started with --xla_cpu_compilation_enabled)."""
+    def warp(cloth, cloth_mask, target, occluders=None):
+        return warp_cloth(cloth, cloth_mask, target, config, occluder_mask=occluders)
+
+    if xla:
+        warp = tf.function(warp, jit_compile=True)
+    if not one_by_one:
+        return warp
+
+    def warp_one_by_one(cloth, cloth_mask, target, occluders=None):
+        tensors = (cloth, cloth_mask, target) + (() if occluders is None else (occluders,))
+        spec = (tf.TensorSpec(cloth.shape[1:], tf.float32), tf.TensorSpec(cloth_mask.shape[1:], tf.float32))
+        return tf.map_fn(lambda example: tuple(t[0] for t in warp(*(t[None] for t in example))), tensors,
+                         fn_output_signature=spec)
+
+    return warp_one_by_one
+
+
+def refinement_inputs(generator, representation, cloth, cloth_mask, occluder_mask, warp, target_mask=None,
+                      training: bool = False) -> dict:
+    """G_C's coarse person, the garment mask (G_C's mask > 0.5 unless `target_mask` is given), the cloth
+    warped onto it by `warp` (see make_warp), and the warp's own mask."""
+    coarse = _float32(generator({"representation": representation, "cloth": cloth}, training=training))
+    if target_mask is None:
+        target_mask = tf.cast(coarse["cloth_mask"] > GARMENT_MASK_THRESHOLD, tf.float32)
+    warped_cloth, warped_mask = warp(cloth, cloth_mask, target_mask, occluder_mask)
+    return {"warped_cloth": warped_cloth, "coarse_person": coarse["coarse_person"], "garment_mask": target_mask,
+            "warped_mask": warped_mask}
+
+
+def refine(refinement, inputs: dict, training: bool = False) -> dict:
+    """G_R on the refinement inputs: {"tryon", "composition_mask"} in float32."""
+    return _float32(refinement({name: inputs[name] for name in ("warped_cloth", "coarse_person", "garment_mask")},
+                               training=training))
+
+
+def viton_forward(generator, refinement, representation, cloth, cloth_mask, occluder_mask, warp) -> dict:
+    """The paper's try-on (inference): G_C -> mask > 0.5 -> warp -> G_R -> composition."""
+    inputs = refinement_inputs(generator, representation, cloth, cloth_mask, occluder_mask, warp)
+    return {**inputs, **refine(refinement, inputs)}
+
+
+def nonparametric_tryon(person, cloth, cloth_mask, target_mask, occluder_mask=None,
+                        config: WarpConfig = WarpConfig(), warp=None) -> dict:
+    """The paper's non-parametric warped synthesis: the product warped by shape-context TPS onto
+    the person's garment region and pasted inside it, no learning (nothing tells it what belongs
+    outside: arms, background). `warped_mask` is the whole warp, `composition_mask` what is pasted."""
+    warp = warp or make_warp(config)
+    warped_cloth, warped_mask = warp(cloth, cloth_mask, target_mask, occluder_mask)
+    composition_mask = warped_mask * target_mask
+    return {"tryon": composition_mask * warped_cloth + (1.0 - composition_mask) * person,
+            "warped_cloth": warped_cloth, "warped_mask": warped_mask, "composition_mask": composition_mask}
+
+
+class TryOnModule(tf.Module):
+    """Generator, warp and refinement as one module; `method="nonparametric"` warps and pastes without weights.
+    Build it from a run folder with `viton_tf.run.tryon_module`."""
+
+    def __init__(self, height: int, width: int, method: str = "viton", generator=None, refinement=None,
+                 representation: RepresentationConfig | None = None, warp: WarpConfig = WarpConfig(),
+                 data: DataConfig = DataConfig(), xla: bool = False, max_image_side: int = MAX_IMAGE_SIDE):
+        super().__init__(name="tryon")
+        if method not in METHODS:
+            raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
+        if method == "viton" and (generator is None or refinement is None):
+            raise ValueError("method 'viton' needs the generator and the refinement network")
+        if warp.matcher != "sinkhorn":
+            raise ValueError(f"warp.matcher: the exported model needs the in-graph 'sinkhorn', got {warp.matcher!r}")
+        self.height, self.width, self.method = height, width, method
+        self.generator, self.refinement = generator, refinement
+        self.representation_config = representation or RepresentationConfig(height=height, width=width)
+        self.warp_config, self.data_config = warp, data
+        self.xla, self.max_image_side = xla, max_image_side
+        if method == "viton":
+            # TF Serving restores variables in C++ through the MetaGraph's saver_def. A Keras 3 model's
+            # variables are reachable only through Keras' own trackers, which that path does not restore
+            # ("Could not find variable generator/beta", tensorflow/serving#2250). Tracking the underlying
+            # tf.Variables on the module, as keras.export.ExportArchive.track does, puts them in the saver.
+            # ExportArchive itself would do the same; the module stays a tf.Module for its two signatures,
+            # its assets and the non-Keras ops around the networks.
+            self.network_variables = [variable.value for variable in generator.variables + refinement.variables]
+        self.warp = make_warp(warp, xla)
+        self.serving_default = tf.function(self._serve, input_signature=[
+            tf.TensorSpec([None], tf.string, name="person_image"),
+            tf.TensorSpec([None], tf.string, name="cloth_image"),
+            tf.TensorSpec([None], tf.string, name="parse_image"),
+            tf.TensorSpec([None, 18, 3], tf.float32, name="keypoints")])
+        self.tryon_tensors = tf.function(self._tryon, input_signature=[
+            tf.TensorSpec([None, height, width, 3], tf.float32, name="person"),
+            tf.TensorSpec([None, height, width, 3], tf.float32, name="cloth"),
+            tf.TensorSpec([None, height, width, 1], tf.float32, name="cloth_mask"),
+            tf.TensorSpec([None, height, width], tf.int32, name="parsing"),
+            tf.TensorSpec([None, 18, 3], tf.float32, name="keypoints")])
+
+    def _resize(self, image: tf.Tensor) -> tf.Tensor:
+        """uint8 [h, w, 3] -> float [H, W, 3] in [-1, 1] (antialiased when shrinking, like INTER_AREA)."""
+        image = tf.image.resize(tf.cast(image, tf.float32), [self.height, self.width], method="bilinear",
+                                antialias=True)
+        return from_uint8(tf.clip_by_value(image, 0.0, 255.0))
+
+    def decode(self, person_image, cloth_image, parse_image):
+        """Encoded photos [B] -> person, cloth [B, H, W, 3] in [-1, 1], parsing [B, H, W], photo sizes [B, 2]."""
+        height, width, limit = self.height, self.width, self.max_image_side
+
+        def one(args):
+            person_data, cloth_data, parse_data = args
+            person = decode_photo(person_data, "person_image", limit)
+            cloth = decode_photo(cloth_data, "cloth_image", limit)
+            size = image_size(parse_data, "parse_image")
+            check = tf.debugging.assert_less_equal(
+                tf.reduce_max(size), tf.constant(limit, tf.int64),
+                message=f"parse_image: image larger than the limit of {limit} pixels on its long side")
+            with tf.control_dependencies([check]):
+                parsing = decode_parsing(parse_data, height, width)
+            return self._resize(person), self._resize(cloth), parsing, tf.cast(tf.shape(person)[:2], tf.float32)
+
+        return tf.map_fn(one, (person_image, cloth_image, parse_image), fn_output_signature=(
+            tf.TensorSpec([height, width, 3], tf.float32), tf.TensorSpec([height, width, 3], tf.float32),
+            tf.TensorSpec([height, width], tf.int32), tf.TensorSpec([2], tf.float32)))
+
+    def _serve(self, person_image, cloth_image, parse_image, keypoints):
+        tf.debugging.assert_equal(tf.shape(person_image), tf.shape(keypoints)[:1],
+                                  message="person_image and keypoints: different batch sizes")
+        person, cloth, parsing, size = self.decode(person_image, cloth_image, parse_image)
+        # Keypoints come in pixels of the photo as sent; the model works at height x width.
+        scale = tf.stack([self.width / size[:, 1], self.height / size[:, 0], tf.ones_like(size[:, 0])], axis=-1)
+        keypoints = tf.where(keypoints[..., 2:] > 0.0, keypoints * scale[:, None, :], 0.0)
+        cloth_mask = cloth_mask_from_photo(cloth, self.data_config.cloth_foreground_threshold)
+        outputs = self._tryon(person, cloth, cloth_mask, parsing, keypoints)
+        # zlib level 1: a quarter of the default level's time for ~20% more bytes.
+        png = tf.map_fn(lambda image: tf.io.encode_png(image, compression=1), to_uint8(outputs["tryon"]),
+                        fn_output_signature=tf.string)
+        # TF Serving's REST API base64-encodes a string output only when its name ends in "_bytes".
+        return {"tryon_png_bytes": png,
+                "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"],
+                "coarse_person": outputs["coarse_person"], "garment_mask": outputs["garment_mask"]}
+
+    def _tryon(self, person, cloth, cloth_mask, parsing, keypoints):
+        occluders = label_mask(parsing, self.data_config.occluder_labels)
+        if self.method == "nonparametric":
+            target = garment_mask(parsing, self.data_config.garment_labels)
+            outputs = nonparametric_tryon(person, cloth, cloth_mask, target, occluders, warp=self.warp)
+            return {"tryon": outputs["tryon"], "coarse_person": person, "garment_mask": target,
+                    "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"]}
+        representation = person_representation(person, parsing, keypoints, self.representation_config)
+        outputs = viton_forward(self.generator, self.refinement, representation, cloth, cloth_mask, occluders,
+                                self.warp)
+        return {name: outputs[name] for name in ("tryon", "coarse_person", "garment_mask", "warped_cloth",
+                                                 "composition_mask")}
+
+    def signatures(self) -> dict:
+        """The signatures to pass to tf.saved_model.save."""
+        return {"serving_default": self.serving_default, "tryon_tensors": self.tryon_tensors}
