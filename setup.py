@@ -8,6 +8,8 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["viton_tf", "viton_tf.*", "training", "export", "serving"]),
     include_package_data=True,
+    # The real-photo try-on's layout network, trained on the synthetic world (`viton-tf train-layout`).
+    package_data={"viton_tf": ["weights/*.weights.h5", "weights/*.json"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tensorflow-serving-api==2.21.0",

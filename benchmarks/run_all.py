@@ -2,9 +2,12 @@
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--run RUN] [--skip served,train,memory]
 
-Exports a run at 256x192 twice (float32 and `--precision bfloat16`) and measures: the SavedModel end
-to end (encoded images in -> PNG out; batch 1 median/p95, batch 8 per image), each stage with its
-FLOPs and GFLOP/s, bfloat16's quality cost against float32, served latency and throughput through
+Exports a run at 256x192 as stock TF Serving runs it (float32, no XLA), with `--xla`, with
+`--precision bfloat16` (flagged where the CPU has no AMX/AVX512-BF16) and the real-photo `layout` method,
+and measures: each SavedModel end to end (encoded images in -> PNG out; batch 1 median/p95, batch 8 per
+image), each stage with its FLOPs, GFLOP/s and fraction of the float32 peak measured on this machine (a
+large matmul on the same threads), the warp with and without XLA, bfloat16's quality cost against float32,
+served latency and throughput through
 `viton-tf serve` with and without batching (benchmarks/serving.py), the peak RSS of a process running
 100 try-ons, and training ms/step (benchmarks/train_step.py). Without --run the networks are freshly
 initialised: latency does not depend on the weights' values (every loop in the graph runs a fixed
@@ -29,10 +32,11 @@ REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 RESULTS = REPO / "benchmarks" / "results"
 HEIGHT, WIDTH = 256, 192
-# 2 cores x 2 AVX-512 FMA units x 16 float32 lanes x 2 FLOP x ~2.1-2.3 GHz (the issue's round figure).
-PEAK_FP32_GFLOPS = 300.0
 BUDGET = {"end_to_end_fp32_batch1_ms": 200.0, "warp_ms": 30.0, "reduced_precision_batch1_ms": 120.0,
           "served_batching_speedup": 2.0, "peak_rss_mb": 1536.0}
+# name -> viton_tf export options: the default is what stock TF Serving runs.
+EXPORTS = {"float32": {}, "float32_xla": {"xla": True}, "bfloat16": {"precision": "bfloat16"},
+           "layout": {"method": "layout"}}
 CPU_FLAGS = ("avx2", "avx512f", "avx512_vnni", "avx512_bf16", "avx512_fp16", "amx_tile", "amx_bf16", "amx_int8")
 
 MEMORY_SCRIPT = """
@@ -56,18 +60,26 @@ print(json.dumps(report))
 """
 
 
+def measured_peak_gflops(size: int = 2048, runs: int = 10) -> float:
+    """This machine's float32 GFLOP/s on the threads TF uses: the best of `runs` size^3 matmuls (2 size^3 FLOP)."""
+    import tensorflow as tf
+
+    a = tf.random.normal([size, size], seed=0)
+    matmul = tf.function(lambda x: tf.reduce_sum(tf.matmul(x, x)))
+    best = min(_time(matmul, (a,), runs, warmup=2))
+    return round(2.0 * size ** 3 / best / 1e9, 1)
+
+
 def environment() -> dict:
     import tensorflow as tf
 
-    flags = set()
-    model = platform.processor() or platform.machine()
-    for line in Path("/proc/cpuinfo").read_text().splitlines():
-        if line.startswith("flags"):
-            flags = set(line.split(":", 1)[1].split())
-        elif line.startswith("model name"):
-            model = line.split(":", 1)[1].strip()
+    from viton_tf.hardware import cpu, fast_bfloat16
+
+    machine = cpu()
+    flags, model = set(machine["flags"]), machine["model"]
     return {
-        "tensorflow": tf.__version__, "cpu": model, "cpus": os.cpu_count(),
+        "tensorflow": tf.__version__, "cpu": model, "cpus": os.cpu_count(), "cpu_flags_all": sorted(flags),
+        "fast_bfloat16": fast_bfloat16(sorted(flags)),
         "cpus_allowed": len(os.sched_getaffinity(0)),
         "cpu_flags": {flag: flag in flags for flag in CPU_FLAGS},
         # 0 = TF's default: as many threads as allowed cores.
@@ -78,7 +90,7 @@ def environment() -> dict:
                                                        "ONEDNN_MAX_CPU_ISA", "TF_XLA_FLAGS")},
         # TF 2.21 on x86 Linux enables its oneDNN ops unless TF_ENABLE_ONEDNN_OPTS=0.
         "onednn_opts": os.environ.get("TF_ENABLE_ONEDNN_OPTS", "1") not in ("0", "false", "False"),
-        "peak_fp32_gflops_assumed": PEAK_FP32_GFLOPS,
+        "peak_fp32_gflops_measured": measured_peak_gflops(),
         "load_average_at_start": [round(v, 2) for v in os.getloadavg()],
     }
 
@@ -135,12 +147,16 @@ def make_model(work: Path, run: Path | None) -> tuple[Path, Path, dict[str, Path
         refinement({"warped_cloth": image, "coarse_person": image, "garment_mask": image[..., :1]})
         generator.save_weights(run / "generator.weights.h5")
         refinement.save_weights(run / "refinement.weights.h5")
+    from viton_tf.hardware import precision_warning
+
     versions = {}
-    for precision in ("float32", "bfloat16"):
-        base = work / "models" / f"viton_{precision}"
+    for name, options in EXPORTS.items():
+        if "precision" in options and precision_warning(options["precision"]):
+            print(f"bfloat16 export measured but flagged: {precision_warning(options['precision'])}", flush=True)
+        base = work / "models" / name
         # A --work folder of an earlier run keeps its exports (the same run folder).
-        versions[precision] = base / "1" if (base / "1").is_dir() else export(run, base, 1, world,
-                                                                            precision=precision)
+        versions[name] = base / "1" if (base / "1").is_dir() else export(
+            None if options.get("method") == "layout" else run, base, 1, world, **options)
     return world, run, versions
 
 
@@ -180,7 +196,7 @@ def _flops(function, specs) -> float:
     return float(tf.compat.v1.profiler.profile(graph=graph, options=options).total_float_ops)
 
 
-def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, ...] | None = None) -> dict:
+def stages(run: Path, pairs: dict, runs: int, precision: str, peak: float, only: tuple[str, ...] | None = None) -> dict:
     """Batch-1 ms of each stage (or of those in `only`), run as its own tf.function on the previous
     stage's outputs."""
     import dataclasses
@@ -224,9 +240,11 @@ def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, .
                            (person, parsing, keypoints), False),
         "generator": (generator, (representation, cloth), False),
         "warp": (lambda c, m, t, o: warp_cloth(c, m, t, module.warp_config, occluder_mask=o),
-                 (cloth, cloth_mask, target, occluders), True),
-        "warp.cloth_fixes": (fixes, (cloth, cloth_mask), True),
-        "warp.shape_context_and_tps": (match_and_warp, (cloth, cloth_mask, target, occluders), True),
+                 (cloth, cloth_mask, target, occluders), False),
+        "warp_xla": (lambda c, m, t, o: warp_cloth(c, m, t, module.warp_config, occluder_mask=o),
+                     (cloth, cloth_mask, target, occluders), True),
+        "warp.cloth_fixes": (fixes, (cloth, cloth_mask), False),
+        "warp.shape_context_and_tps": (match_and_warp, (cloth, cloth_mask, target, occluders), False),
         "refinement_and_composition": (refinement, (warped_cloth, coarse_person, target), False),
         "png_encode": (encode, (tryon,), False),
     }
@@ -241,7 +259,7 @@ def stages(run: Path, pairs: dict, runs: int, precision: str, only: tuple[str, .
             flops = _flops(function, [spec(t) for t in inputs])
             numbers["gflops"] = round(flops / 1e9, 3)
             numbers["gflop_per_s"] = round(flops / 1e9 / (numbers["median_ms"] / 1000.0), 1)
-            numbers["fraction_of_fp32_peak"] = round(numbers["gflop_per_s"] / PEAK_FP32_GFLOPS, 3)
+            numbers["fraction_of_fp32_peak"] = round(numbers["gflop_per_s"] / peak, 3)
         results[name] = numbers
     return results
 
@@ -400,15 +418,18 @@ def verdicts(result: dict) -> dict:
 def table(result: dict) -> str:
     env = result["environment"]
     e2e, st = result.get("end_to_end", {}), result.get("stages", {})
-    rows = ["| measurement | float32 | bfloat16 |", "|---|---|---|"]
-    for key, label in (("batch1", "end to end, batch 1: median / p95 ms"),):
-        cells = [f"{e2e[p][key]['median_ms']} / {e2e[p][key]['p95_ms']}" if p in e2e else "-"
-                 for p in ("float32", "bfloat16")]
-        rows.append(f"| {label} | {cells[0]} | {cells[1]} |")
-    cells = [f"{e2e[p]['batch8']['per_image_ms']}" if p in e2e else "-" for p in ("float32", "bfloat16")]
-    rows.append(f"| end to end, batch 8: ms per image | {cells[0]} | {cells[1]} |")
+    exports = [name for name in EXPORTS if name in e2e]
+    rows = ["| end to end (encoded images in, PNG out) | " + " | ".join(exports) + " |",
+            "|---|" + "---|" * len(exports)]
+    rows.append("| batch 1: median / p95 ms | " + " | ".join(
+        f"{e2e[n]['batch1']['median_ms']} / {e2e[n]['batch1']['p95_ms']}" for n in exports) + " |")
+    rows.append("| batch 8: ms per image | " + " | ".join(f"{e2e[n]['batch8']['per_image_ms']}" for n in exports)
+                + " |")
+    rows += ["", f"Stages (measured float32 peak: {env['peak_fp32_gflops_measured']} GFLOP/s):", "",
+             "| measurement | float32 | bfloat16 |", "|---|---|---|"]
     names = {"decode_and_cloth_mask": "decode + resize + cloth mask", "representation": "representation",
-             "generator": "G_C", "warp": "warp (cloth fixes + shape context + TPS)",
+             "generator": "G_C", "warp": "warp (cloth fixes + shape context + TPS), no XLA (the default export)",
+             "warp_xla": "warp, XLA-compiled (`--xla`)",
              "warp.cloth_fixes": "&nbsp;&nbsp;cloth fixes (collar, neck label)",
              "warp.shape_context_and_tps": "&nbsp;&nbsp;shape context + TPS",
              "refinement_and_composition": "G_R + composition", "png_encode": "PNG encode"}
@@ -421,7 +442,8 @@ def table(result: dict) -> str:
                 continue
             cell = f"{stage['median_ms']}"
             if "gflops" in stage:
-                cell += f" ({stage['gflops']} GFLOP, {stage['gflop_per_s']} GFLOP/s)"
+                cell += (f" ({stage['gflops']} GFLOP, {stage['gflop_per_s']} GFLOP/s, "
+                         f"{stage['fraction_of_fp32_peak']:.0%} of peak)")
             cells.append(cell)
         rows.append(f"| stage: {label}, ms | {cells[0]} | {cells[1]} |")
     quality = result.get("reduced_precision_quality")
@@ -483,12 +505,14 @@ def main(argv: list[str] | None = None) -> int:
     result["end_to_end"] = {p: end_to_end(v, pairs, runs, batch_runs) for p, v in versions.items()}
     print(json.dumps(result["end_to_end"]), flush=True)
     result["equivalence"] = {"warp_xla_vs_graph": warp_equivalence(run, pairs)}
-    result["reduced_precision_quality"] = {"end_to_end": reduced_precision_quality(versions, pairs),
+    result["reduced_precision_quality"] = {"end_to_end": reduced_precision_quality(
+                                               {p: versions[p] for p in ("float32", "bfloat16")}, pairs),
                                            "networks_same_inputs": network_precision_quality(run, pairs)}
     if "stages" not in skip:
         # Only the networks depend on the precision.
-        result["stages"] = {"float32": stages(run, pairs, runs, "float32"),
-                            "bfloat16": stages(run, pairs, runs, "bfloat16",
+        peak = result["environment"]["peak_fp32_gflops_measured"]
+        result["stages"] = {"float32": stages(run, pairs, runs, "float32", peak),
+                            "bfloat16": stages(run, pairs, runs, "bfloat16", peak,
                                                only=("generator", "refinement_and_composition"))}
         print(json.dumps(result["stages"]), flush=True)
     if "memory" not in skip:

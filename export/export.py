@@ -121,8 +121,9 @@ def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path, xla
                             f"{difference:.3g} (tolerance {tolerance})")
 
 
-def export(run: Path, base: Path, version: int, data: Path | None = None,
-           model_name: str = ServingConfig.model_name, precision: str = "float32", xla: bool = False) -> Path:
+def export(run: Path | None, base: Path, version: int, data: Path | None = None,
+           model_name: str = ServingConfig.model_name, precision: str = "float32", xla: bool = False,
+           method: str | None = None) -> Path:
     """Write, validate and publish BASE/<version>/; returns that folder. `precision="bfloat16"`
     runs the networks in bfloat16 (see viton_tf.run.tryon_module); the signatures stay float32.
     `xla=True` compiles the warp (TF Serving then needs --xla_cpu_compilation_enabled=true)."""
@@ -134,14 +135,17 @@ def export(run: Path, base: Path, version: int, data: Path | None = None,
     final = base / str(version)
     if final.exists():
         raise UserError(f"{final}: version {version} already exists; export a new --version")
-    module = tryon_module(run, precision=precision, xla=xla)
+    module = tryon_module(run, method, precision=precision, xla=xla)
     base.mkdir(parents=True, exist_ok=True)
     staging = Path(tempfile.mkdtemp(prefix=f".tmp-{version}-", dir=base))
     work = Path(tempfile.mkdtemp(prefix="viton-export-"))
     try:
         inputs = example_request(data, work, module.height, module.width)
         expected = served_outputs(module.serving_default(**{k: tf.constant(v) for k, v in inputs.items()}))
-        module.config_file = tf.saved_model.Asset(str(Path(run) / "config.json"))  # -> assets/config.json
+        config = Path(run) / "config.json" if run is not None else work / "config.json"
+        if run is None:  # a method without a run folder (layout, nonparametric): its defaults
+            config.write_text(json.dumps({"method": module.method}, indent=2) + "\n")
+        module.config_file = tf.saved_model.Asset(str(config))  # -> assets/config.json
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         write_warmup(staging, inputs, model_name)
         validate(staging, expected, work, xla)
@@ -162,7 +166,11 @@ def run_export(args) -> int:
     warning = precision_warning(precision)
     if warning:
         print(f"warning: {warning}", file=sys.stderr)
-    final = export(args.run, args.out, args.version, getattr(args, "data", None), precision=precision, xla=xla)
+    run, method = getattr(args, "run", None), getattr(args, "method", None)
+    if run is None and method is None:
+        raise UserError("export: give --run (a trained run folder) or --method layout|nonparametric")
+    final = export(run, args.out, args.version, getattr(args, "data", None), precision=precision, xla=xla,
+                   method=method)
     engine = "TF Serving with --xla_cpu_compilation_enabled=true" if xla else "stock TF Serving"
-    print(f"exported {args.run} -> {final} ({precision}{', XLA' if xla else ''}; validated as {engine} runs it)")
+    print(f"exported {run or method} -> {final} ({precision}{', XLA' if xla else ''}; validated as {engine} runs it)")
     return 0

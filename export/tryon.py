@@ -1,8 +1,9 @@
 """`viton-tf tryon`: one person photo and one product photo -> a try-on PNG, offline.
 
 The photos are prepared as `viton-tf prepare` does (BlazePose keypoints, parsing, cloth mask), then run
-through an exported SavedModel (`--method viton`, trained weights) or through the warp-and-paste
-pipeline built in process (`--method nonparametric`, no weights).
+through the real-photo try-on built in process (`--method layout`, the default: the shipped layout
+weights, output at the photo's own size), an exported SavedModel (`--method viton`, trained weights)
+or the paper's warp-and-paste (`--method nonparametric`, no weights).
 """
 from __future__ import annotations
 
@@ -36,8 +37,10 @@ def describe_training(config: Path) -> str:
     return "; ".join(stages) or "no training recorded"
 
 
-def prepared_request(person: Path, cloth: Path, height: int, width: int, work: Path) -> dict:
-    """Prepare both photos into WORK and return the serving_default inputs (batch of one)."""
+def prepared_request(person: Path, cloth: Path, height: int, width: int, work: Path,
+                     full_resolution: bool = False) -> dict:
+    """Prepare both photos into WORK and return the serving_default inputs (batch of one); with
+    `full_resolution` the person photo goes in at its own size (keypoints in its pixels)."""
     import numpy as np
 
     from viton_tf.data.readers import read_keypoints_json
@@ -55,26 +58,59 @@ def prepared_request(person: Path, cloth: Path, height: int, width: int, work: P
     split = work / "prepared" / "test"
     person_stem, cloth_stem = Path(person).stem, Path(cloth).stem
     keypoints = read_keypoints_json(split / "openpose_json" / f"{person_stem}_keypoints.json")
+    if full_resolution:  # the photo as the user sees it (EXIF orientation applied), losslessly, at its size
+        import cv2
+
+        photo = cv2.imread(str(person), cv2.IMREAD_COLOR)
+        scale = np.array([photo.shape[1] / width, photo.shape[0] / height, 1.0], np.float32)
+        return {"person_image": np.array([cv2.imencode(".png", photo)[1].tobytes()]),
+                "cloth_image": np.array([(split / "cloth" / f"{cloth_stem}.jpg").read_bytes()]),
+                "parse_image": np.array([(split / "image-parse-v3" / f"{person_stem}.png").read_bytes()]),
+                "keypoints": (keypoints * scale)[None].astype(np.float32)}
     return {"person_image": np.array([(split / "image" / f"{person_stem}.jpg").read_bytes()]),
             "cloth_image": np.array([(split / "cloth" / f"{cloth_stem}.jpg").read_bytes()]),
             "parse_image": np.array([(split / "image-parse-v3" / f"{person_stem}.png").read_bytes()]),
             "keypoints": keypoints[None].astype(np.float32)}
 
 
+def check_writable(out: Path) -> None:
+    """Fail before any work when OUT cannot be written (its folder is made if missing)."""
+    out = Path(out)
+    if out.is_dir():
+        raise UserError(f"--out {out}: is a folder; give a file name such as {out / 'tryon.png'}")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        probe = tempfile.NamedTemporaryFile(dir=out.parent, prefix=f".{out.name}.", delete=True)
+        probe.close()
+    except OSError as error:
+        raise UserError(f"--out {out}: cannot write there ({error.strerror})") from None
+
+
 def run_tryon(args) -> int:
     import tensorflow as tf
 
+    check_writable(args.out)
     work = Path(tempfile.mkdtemp(prefix="viton-tryon-"))
     try:
+        full_resolution = False
         if args.method == "viton":
             if args.model is None:
                 raise UserError("--method viton needs --model (an exported model); "
-                                "--method nonparametric needs no weights")
+                                "--method layout and --method nonparametric need no weights")
             version = find_version(args.model)
             model = tf.saved_model.load(str(version))
             serve = model.signatures["serving_default"]
             height, width = serve.structured_outputs["warped_cloth"].shape[1:3]
             print(f"viton: weights of {version} ({describe_training(version / 'assets' / 'config.json')})")
+        elif args.method == "layout":
+            from viton_tf.config import HEIGHT, WIDTH
+            from viton_tf.layout import WEIGHTS, load_layout_net
+            from viton_tf.tryon import TryOnModule
+
+            height, width, full_resolution = HEIGHT, WIDTH, True
+            serve = TryOnModule(height, width, method="layout", layout_net=load_layout_net()).serving_default
+            print(f"layout: the shipped layout network ({WEIGHTS.name}, trained on the synthetic world), "
+                  "the person's own pixels outside the changed region")
         else:
             from viton_tf.config import HEIGHT, WIDTH
             from viton_tf.tryon import TryOnModule
@@ -82,10 +118,16 @@ def run_tryon(args) -> int:
             height, width = HEIGHT, WIDTH
             serve = TryOnModule(height, width, method="nonparametric").serving_default
             print("nonparametric: shape-context TPS warp and paste, no trained weights")
-        inputs = prepared_request(args.person, args.cloth, int(height), int(width), work)
-        outputs = serve(**{name: tf.constant(value) for name, value in inputs.items()})
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_bytes(outputs["tryon_png_bytes"].numpy()[0])
+        inputs = prepared_request(args.person, args.cloth, int(height), int(width), work, full_resolution)
+        try:
+            outputs = serve(**{name: tf.constant(value) for name, value in inputs.items()})
+        except tf.errors.InvalidArgumentError as error:
+            message = error.message.split("\n")[0]
+            raise UserError(message.replace("cloth_image", str(args.cloth)).replace("person_image", str(args.person))
+                            ) from None
+        partial = args.out.with_name(f".{args.out.name}.partial")
+        partial.write_bytes(outputs["tryon_png_bytes"].numpy()[0])
+        partial.replace(args.out)
         print(f"wrote {args.out}")
         return 0
     finally:

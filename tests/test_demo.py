@@ -20,15 +20,18 @@ def demo_page(tmp_path_factory, shared_data):
 @pytest.mark.slow
 def test_demo_writes_a_page_with_every_panel(demo_page):
     text = demo_page.read_text()
-    for title in ("person", "garment", "keypoints", "parsing", "warped cloth", "coarse result",
-                  "composition mask", "VITON (learned)", "non-parametric"):
+    for title in ("person", "garment", "keypoints", "parsing", "predicted layout", "warped cloth",
+                  "try-on (layout)", "non-parametric", "coarse result", "viton", "truth"):
         assert f"<th>{title}</th>" in text
     images = re.findall(r'<img src="([^"]+)"', text)
-    assert len(images) == 2 * 9 + 2  # two real pairs x nine panels, curves, representation figure
+    # 2 real persons x 3 garments x 8 panels, 2 synthetic pairs x 7 panels, curves, representation figure.
+    assert len(images) == 2 * 3 * 8 + 2 * 7 + 2
     for source in images:
         image = cv2.imread(str(demo_page.parent / source))
         assert image is not None and image.std() > 5, source  # a real picture, not a blank
-    assert "trained only on the\nproject's synthetic try-on world" in text
+    assert "trained here only on the\nproject's synthetic world" in text
+    full = re.findall(r'<a href="([^"]+)">768x1024 result</a>', text)
+    assert len(full) == 6 and cv2.imread(str(demo_page.parent / full[0])).shape == (1024, 768, 3)
 
 
 @pytest.mark.slow

@@ -55,3 +55,65 @@ def test_the_exported_try_on_keeps_arms_and_hair_in_front_of_the_new_garment(syn
     pasted = outputs["composition_mask"].numpy()[0, ..., 0]
     assert arm.sum() > 60 and pasted[arm].max() == 0.0 and pasted[~arm].sum() > 200
     np.testing.assert_array_equal(outputs["tryon"].numpy()[0][arm], person[arm])  # the arm stays in front
+
+
+@pytest.fixture(scope="module")
+def prepared_real_pair(shared_data, tmp_path_factory):
+    """One real VITON-HD person (full 1024x768 photo) and garment, prepared as `viton-tf tryon` does."""
+    from export.tryon import prepared_request
+
+    person = shared_data / "real" / "person" / "00121_00.jpg"  # black short-sleeved tee, arms down
+    cloth = shared_data / "real" / "cloth" / "00470_00.jpg"  # long-sleeved floral top
+    return person, cloth, prepared_request(person, cloth, 256, 192, tmp_path_factory.mktemp("real"),
+                                           full_resolution=True)
+
+
+def test_the_layout_try_on_answers_at_the_photos_size_and_keeps_its_pixels_outside_the_change(prepared_real_pair):
+    import tensorflow as tf
+
+    from viton_tf.layout import load_layout_net
+    from viton_tf.tryon import TryOnModule, layout_tryon
+
+    person, cloth, inputs = prepared_real_pair
+    module = TryOnModule(256, 192, method="layout", layout_net=load_layout_net())
+    outputs = module.serving_default(**{name: tf.constant(value) for name, value in inputs.items()})
+    result = tf.io.decode_png(outputs["tryon_png_bytes"][0]).numpy()
+    photo = cv2.imread(str(person))[..., ::-1]
+    assert result.shape == photo.shape == (1024, 768, 3)
+    # The changed region at the model's size, upsampled and widened by the bilinear support (4 px here).
+    small_person, small_cloth, parsing, _ = module.decode(*(tf.constant(inputs[k]) for k in (
+        "person_image", "cloth_image", "parse_image")))
+    from viton_tf.data.cloth_mask import cloth_mask_from_photo
+
+    scale = np.array([192 / 768, 256 / 1024, 1.0], np.float32)
+    changed = layout_tryon(small_person, small_cloth, cloth_mask_from_photo(small_cloth), parsing,
+                           inputs["keypoints"] * scale, module.layout_net, module.warp,
+                           module.representation_config)["changed_mask"].numpy()[0, ..., 0]
+    region = cv2.dilate(cv2.resize(changed, (768, 1024), interpolation=cv2.INTER_NEAREST), np.ones((9, 9)))
+    differs = np.any(result != photo, axis=-1)
+    assert differs.sum() > 0.08 * differs.size  # the garment changed
+    assert not differs[region == 0].any()  # nothing else did, bit for bit
+    face = cv2.resize((parsing.numpy()[0] == 13).astype(np.uint8), (768, 1024), interpolation=cv2.INTER_NEAREST)
+    assert not differs[cv2.erode(face, np.ones((9, 9))) > 0].any()  # the face is the person's own
+    # The long sleeves of the product cover the arms that the short-sleeved tee left bare.
+    assert np.mean(outputs["garment_mask"].numpy()[0, ..., 0] > 0.5) > np.mean(np.isin(parsing.numpy()[0], (5,)))
+
+
+def test_a_product_photo_without_a_garment_is_refused_naming_the_file(shared_data, tmp_path):
+    blank = tmp_path / "blank.jpg"
+    cv2.imwrite(str(blank), np.full((1024, 768, 3), 255, np.uint8))
+    person = shared_data / "real" / "person" / "00121_00.jpg"
+    with pytest.raises(UserError, match=f"{blank}.*"):
+        run_tryon(Namespace(person=person, cloth=blank, out=tmp_path / "x.png", model=None, method="layout"))
+    assert not (tmp_path / "x.png").exists()
+
+
+def test_tryon_checks_that_out_is_writable_before_the_work(shared_data, tmp_path):
+    cloth = shared_data / "real" / "cloth" / "00151_00.jpg"
+    person = shared_data / "real" / "person" / "00121_00.jpg"
+    with pytest.raises(UserError, match="is a folder"):
+        run_tryon(Namespace(person=person, cloth=cloth, out=tmp_path, model=None, method="layout"))
+    blocked = tmp_path / "file"
+    blocked.write_text("")
+    with pytest.raises(UserError, match="cannot write there"):
+        run_tryon(Namespace(person=person, cloth=cloth, out=blocked / "x.png", model=None, method="layout"))

@@ -1,8 +1,10 @@
 """`viton-tf demo`: the main job, end to end.
 
-Synthesise a small world -> train both VITON stages briefly -> export the learned model and the
-non-parametric (warp and paste) one -> start `viton-tf serve` -> prepare the real photos offline ->
-try every real person on through the gRPC client -> write results/index.html.
+Synthesise a small world -> train both VITON stages briefly -> export the learned model, the
+non-parametric (warp and paste) one and the real-photo (layout) one -> start `viton-tf serve` ->
+prepare the real photos offline -> try every real person on with several garments through the gRPC
+client (layout and non-parametric, at the photo's size) -> the learned VITON on the synthetic test pairs
+beside their true unpaired images -> write results/index.html.
 """
 from __future__ import annotations
 
@@ -27,7 +29,12 @@ REPO = Path(__file__).resolve().parents[1]
 SKELETON = ((1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
             (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
 TILE = (256, 192)  # every panel is shown at this size, whatever the data's
-MODELS = ("viton", "nonparametric")
+MODELS = ("layout", "nonparametric", "viton")
+REAL_MODELS = ("layout", "nonparametric")  # on real photos; VITON only where it means something (synthetic)
+# Each real person tries one garment of each kind (cycled): long sleeves, short sleeves, sleeveless/off-shoulder.
+GARMENT_KINDS = {"long sleeves": ("00470_00", "09176_00", "00151_00", "09263_00"),
+                 "short sleeves": ("00126_00", "04743_00", "04469_00", "09236_00", "09163_00"),
+                 "sleeveless": ("09133_00", "02015_00", "09256_00", "02305_00")}
 
 
 @dataclasses.dataclass(frozen=True)
@@ -38,10 +45,12 @@ class DemoSettings:
     stage1_steps: int = 150
     stage2_steps: int = 50
     batch_size: int = 4
-    real_pairs: int = 10  # real persons tried on (each with one garment)
+    real_persons: int = 10  # real persons tried on, each with one garment of each kind
+    synthetic_rows: int = 6  # synthetic test pairs shown with their true unpaired image
 
 
-QUICK = DemoSettings(pairs=8, height=64, width=48, stage1_steps=10, stage2_steps=10, batch_size=2, real_pairs=2)
+QUICK = DemoSettings(pairs=8, height=64, width=48, stage1_steps=10, stage2_steps=10, batch_size=2, real_persons=2,
+                     synthetic_rows=2)
 
 
 def real_photos_dir() -> Path:
@@ -84,37 +93,53 @@ def run_demo(out, work, quick: bool = False) -> int:
               "--set", "generator.batch_norm_momentum=0.9")
     viton_tf("train", "--stage", 1, "--out", work / "runs/viton", "--steps", settings.stage1_steps, *common)
     viton_tf("train", "--stage", 2, "--out", work / "runs/viton", "--steps", settings.stage2_steps, *common)
-    viton_tf("train", "--method", "nonparametric", "--out", work / "runs/nonparametric", "--steps", 1, *common)
-    for name in MODELS:
-        viton_tf("export", "--run", work / "runs" / name, "--out", work / "models" / name, "--version", 1,
-                 "--data", data)
+    viton_tf("export", "--run", work / "runs/viton", "--out", work / "models/viton", "--version", 1, "--data", data)
+    for name in ("nonparametric", "layout"):
+        viton_tf("export", "--method", name, "--out", work / "models" / name, "--version", 1, "--data", data)
 
     prepared = work / "real"
     shutil.rmtree(prepared, ignore_errors=True)
-    pairs = real_pairs(real_photos_dir(), settings.real_pairs, work / "real_pairs.txt")
+    pairs = real_pairs(real_photos_dir(), settings.real_persons, work / "real_pairs.txt")
     viton_tf("prepare", "--persons", real_photos_dir() / "person", "--cloths", real_photos_dir() / "cloth",
              "--out", prepared, "--height", 256, "--width", 192, "--pairs", work / "real_pairs.txt")
 
-    results = []
+    results, synthetic = [], []
     with Server(work) as server:
-        for person, cloth in pairs:
-            results.append(try_on(server, prepared / "test", person, cloth, out / "tryon"))
+        for person, cloth, kind in pairs:
+            results.append(try_on(server, prepared / "test", real_photos_dir() / "person" / f"{person}.jpg",
+                                  person, cloth, kind, out / "tryon"))
+        for person, cloth in synthetic_pairs(data, settings.synthetic_rows):
+            synthetic.append(try_on_synthetic(server, data, person, cloth, out / "synthetic"))
     curves = training_curves(work / "runs/viton", out / "training_curves.png")
     seconds = time.perf_counter() - started
-    write_page(out / "index.html", results, curves, settings, seconds)
-    print(f"demo: wrote {out / 'index.html'} ({len(results)} try-ons, {seconds / 60:.1f} min)")
+    write_page(out / "index.html", results, synthetic, curves, settings, seconds)
+    print(f"demo: wrote {out / 'index.html'} ({len(results)} real try-ons, {len(synthetic)} synthetic, "
+          f"{seconds / 60:.1f} min)")
     return 0
 
 
-def real_pairs(real: Path, count: int, pairs_file: Path) -> list[tuple[str, str]]:
-    """The first `count` persons, each with a different garment, written as a pairs file."""
+def real_pairs(real: Path, count: int, pairs_file: Path) -> list[tuple[str, str, str]]:
+    """(person, garment, kind): the first `count` persons, each with one garment of each kind (cycled), also
+    written as a pairs file for `viton-tf prepare`."""
     persons = sorted(p.stem for p in (real / "person").glob("*.jpg"))[:count]
-    cloths = sorted(p.stem for p in (real / "cloth").glob("*.jpg"))
+    cloths = {p.stem for p in (real / "cloth").glob("*.jpg")}
     if not persons or not cloths:
         raise RuntimeError(f"{real}: expected person/*.jpg and cloth/*.jpg (the real VITON-HD photos)")
-    pairs = [(person, cloths[i % len(cloths)]) for i, person in enumerate(persons)]
-    pairs_file.write_text("".join(f"{p}.jpg {c}.jpg\n" for p, c in pairs))
+    fallback = sorted(cloths)
+    pairs = []
+    for i, person in enumerate(persons):
+        for j, (kind, names) in enumerate(GARMENT_KINDS.items()):
+            present = [name for name in names if name in cloths] or fallback
+            pairs.append((person, present[(i + j) % len(present)], kind))
+    pairs_file.write_text("".join(f"{p}.jpg {c}.jpg\n" for p, c, _ in pairs))
     return pairs
+
+
+def synthetic_pairs(data: Path, count: int) -> list[tuple[str, str]]:
+    """The first `count` unpaired synthetic test pairs that have a true unpaired image."""
+    lines = (data / "test_pairs.txt").read_text().split("\n")
+    pairs = [tuple(Path(name).stem for name in line.split()) for line in lines if line.strip()]
+    return [(p, c) for p, c in pairs if (data / "test" / "unpaired-image" / f"{p}__{c}.jpg").is_file()][:count]
 
 
 class Server:
@@ -163,40 +188,76 @@ class Server:
         print(f"viton-tf serve stopped (exit code {code})")
 
 
-def try_on(server: Server, split: Path, person: str, cloth: str, out: Path) -> dict:
-    """Both served models on one prepared real pair; every panel saved as a PNG under `out`."""
+def _decode_png(data: bytes) -> np.ndarray:
+    return cv2.cvtColor(cv2.imdecode(np.frombuffer(bytes(data), np.uint8), cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
+
+
+def try_on(server: Server, split: Path, photo: Path, person: str, cloth: str, kind: str, out: Path) -> dict:
+    """The real-photo models on one prepared real pair, the person's own photo sent at its full size
+    (keypoints scaled to it); every panel saved as a PNG under `out`, the layout result also at full size."""
     from serving.client import build_inputs, predict_grpc
 
     out.mkdir(parents=True, exist_ok=True)
     keypoints_file = split / "openpose_json" / f"{person}_keypoints.json"
     inputs = build_inputs(split / "image" / f"{person}.jpg", split / "cloth" / f"{cloth}.jpg",
                           split / "image-parse-v3" / f"{person}.png", keypoints_file)
-    person_rgb = cv2.cvtColor(cv2.imread(str(split / "image" / f"{person}.jpg")), cv2.COLOR_BGR2RGB)
+    small = cv2.imread(str(split / "image" / f"{person}.jpg"))
+    full = cv2.imread(str(photo))
+    scale = np.array([full.shape[1] / small.shape[1], full.shape[0] / small.shape[0], 1.0], np.float32)
+    inputs = {**inputs, "person_image": np.array([photo.read_bytes()], dtype=object),
+              "keypoints": (inputs["keypoints"] * scale).astype(np.float32)}
+    person_rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     parsing = cv2.imread(str(split / "image-parse-v3" / f"{person}.png"), cv2.IMREAD_GRAYSCALE)
     panels = {"person": person_rgb,
               "garment": cv2.cvtColor(cv2.imread(str(split / "cloth" / f"{cloth}.jpg")), cv2.COLOR_BGR2RGB),
-              "keypoints": draw_keypoints(person_rgb, inputs["keypoints"][0]),
+              "keypoints": draw_keypoints(person_rgb, inputs["keypoints"][0] / scale),
               "parsing": colourise_parsing(parsing)}
-    timings = {}
-    for model in MODELS:
+    timings, files = {}, {}
+    for model in REAL_MODELS:
         start = time.perf_counter()
         outputs = predict_grpc(server.address, inputs, model)
         timings[model] = time.perf_counter() - start
-        tryon = cv2.cvtColor(cv2.imdecode(np.frombuffer(bytes(outputs["tryon_png_bytes"][0]), np.uint8),
-                                          cv2.IMREAD_COLOR), cv2.COLOR_BGR2RGB)
-        if model == "viton":
+        tryon = _decode_png(outputs["tryon_png_bytes"][0])
+        if model == "layout":
+            panels["predicted layout"] = _gray(outputs["garment_mask"][0, ..., 0])
             panels["warped cloth"] = _to_uint8(outputs["warped_cloth"][0])
-            panels["coarse result"] = _to_uint8(outputs["coarse_person"][0])
-            panels["composition mask"] = _gray(outputs["composition_mask"][0, ..., 0])
-            panels["VITON (learned)"] = tryon
+            panels["try-on (layout)"] = tryon
+            files["full size"] = out / f"{person}__{cloth}__full.png"
+            cv2.imwrite(str(files["full size"]), cv2.cvtColor(tryon, cv2.COLOR_RGB2BGR))
         else:
             panels["non-parametric"] = tryon
-    files = {}
     for title, image in panels.items():
         path = out / f"{person}__{cloth}__{title.split(' (')[0].replace(' ', '_')}.png"
         cv2.imwrite(str(path), cv2.cvtColor(_tile(image), cv2.COLOR_RGB2BGR))
         files[title] = path
-    return {"person": person, "cloth": cloth, "files": files, "ms": {k: v * 1000 for k, v in timings.items()}}
+    size = f"{full.shape[1]}x{full.shape[0]}"
+    return {"person": person, "cloth": cloth, "kind": kind, "size": size, "files": files,
+            "ms": {k: v * 1000 for k, v in timings.items()}}
+
+
+def try_on_synthetic(server: Server, data: Path, person: str, cloth: str, out: Path) -> dict:
+    """Every served model on one unpaired synthetic test pair, beside the world's true image of it."""
+    from serving.client import build_inputs, predict_grpc
+
+    out.mkdir(parents=True, exist_ok=True)
+    split = data / "test"
+    inputs = build_inputs(split / "image" / f"{person}.jpg", split / "cloth" / f"{cloth}.jpg",
+                          split / "image-parse-v3" / f"{person}.png",
+                          split / "openpose_json" / f"{person}_keypoints.json")
+    read = lambda path: cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)
+    panels = {"person": read(split / "image" / f"{person}.jpg"), "garment": read(split / "cloth" / f"{cloth}.jpg")}
+    for model in MODELS:
+        outputs = predict_grpc(server.address, inputs, model)
+        if model == "viton":
+            panels["coarse result"] = _to_uint8(outputs["coarse_person"][0])
+        panels[model] = _decode_png(outputs["tryon_png_bytes"][0])
+    panels["truth"] = read(split / "unpaired-image" / f"{person}__{cloth}.jpg")
+    files = {}
+    for title, image in panels.items():
+        path = out / f"{person}__{cloth}__{title.replace(' ', '_')}.png"
+        cv2.imwrite(str(path), cv2.cvtColor(_tile(image), cv2.COLOR_RGB2BGR))
+        files[title] = path
+    return {"person": person, "cloth": cloth, "files": files}
 
 
 def training_curves(run: Path, path: Path) -> Path:
@@ -220,35 +281,55 @@ def training_curves(run: Path, path: Path) -> Path:
     return path
 
 
-def write_page(path: Path, results: list[dict], curves: Path, settings: DemoSettings, seconds: float) -> None:
-    """results/index.html: a row per try-on, the training curves, and what the model was trained on."""
+def _table(path: Path, results: list[dict], caption) -> str:
     def img(file: Path) -> str:
         return f'<img src="{html.escape(os.path.relpath(file, path.parent))}" width="144">'
 
-    titles = list(results[0]["files"]) if results else []
-    rows = "".join(
-        f"<tr><td>{html.escape(r['person'])}<br>{html.escape(r['cloth'])}<br>"
-        f"{r['ms']['viton']:.0f} / {r['ms']['nonparametric']:.0f} ms</td>"
-        + "".join(f"<td>{img(r['files'][t])}</td>" for t in titles) + "</tr>" for r in results)
+    titles = [t for t in (results[0]["files"] if results else []) if t != "full size"]
+    rows = "".join(f"<tr><td>{caption(r)}</td>" + "".join(f"<td>{img(r['files'][t])}</td>" for t in titles)
+                   + "</tr>" for r in results)
     head = "".join(f"<th>{html.escape(t)}</th>" for t in ["pair"] + titles)
+    return f"<table><tr>{head}</tr>{rows}</table>"
+
+
+def write_page(path: Path, results: list[dict], synthetic: list[dict], curves: Path, settings: DemoSettings,
+               seconds: float) -> None:
+    """results/index.html: the real try-ons, the synthetic pairs with their truth, the training curves."""
+    def real_caption(r: dict) -> str:
+        full = os.path.relpath(r["files"]["full size"], path.parent)
+        return (f"{html.escape(r['person'])}<br>{html.escape(r['cloth'])}<br>{html.escape(r['kind'])}<br>"
+                f'<a href="{html.escape(full)}">{r["size"]} result</a><br>'
+                + " / ".join(f"{r['ms'][m]:.0f}" for m in REAL_MODELS) + " ms")
+
     trained = (f"{settings.pairs} synthetic pairs at {settings.height}&times;{settings.width}, stage 1 "
                f"{settings.stage1_steps} steps, stage 2 {settings.stage2_steps} steps, batch {settings.batch_size}, "
                "L1 and mask losses only (no ImageNet VGG19 weights offline, so no perceptual loss), "
                "batch-norm momentum 0.9 for the short run")
+    real = _table(path, results, real_caption)
+    fake = _table(path, synthetic, lambda r: f"{html.escape(r['person'])}<br>{html.escape(r['cloth'])}")
     path.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>viton-tf demo</title>
 <style>body{{font-family:sans-serif;margin:24px}} td,th{{padding:4px;text-align:center;font-size:12px}}
 img{{display:block}}</style></head><body>
 <h1>viton-tf demo</h1>
-<p><b>What the learned model is:</b> VITON (G_C + shape-context TPS warp + G_R) trained only on the
-project's synthetic try-on world: {trained}. It has never seen a real photo, so on the real VITON-HD photos
-below it shows the pipeline working end to end, not the paper's quality. The non-parametric column warps the
-garment onto the parsed upper-clothes region and pastes it, with no learning.</p>
-<p>Real photos prepared offline (BlazePose keypoints, parsing from offline models), served by
-<code>viton-tf serve</code> and called through the gRPC client. Time per request (learned / non-parametric)
-under the pair names. Whole demo: {seconds / 60:.1f} min.</p>
-<table><tr>{head}</tr>{rows}</table>
-<h2>Training curves</h2><img src="{curves.name}" width="560">
+<h2>Real photos: the layout method</h2>
+<p>Real VITON-HD photos prepared offline (BlazePose keypoints, parsing from offline models), served by
+<code>viton-tf serve</code> and called through the gRPC client with the person's photo at its own size.
+<b>Layout</b> (the real-photo method): a layout network trained on the synthetic world, from texture-free
+inputs only (pose, blurred body shape, the product's mask), decides where the new garment and the newly bare
+skin go; the product is warped there by shape-context TPS; new skin takes the person's own tone, what the old
+garment leaves uncovered is filled from its surroundings, and every other pixel is the photo's own. The result
+is at the photo's size (the link under each pair). <b>Non-parametric</b> (the paper's baseline): the product
+warped onto the old garment's outline and pasted inside it. Time per request (layout / non-parametric) under the
+pair names. Whole demo: {seconds / 60:.1f} min.</p>
+{real}
+<h2>Synthetic test pairs, with the true image</h2>
+<p><b>VITON</b> (G_C + shape-context TPS warp + G_R, the paper's method) is trained here only on the
+project's synthetic world: {trained}. It has never seen a real photo, so it is shown where it means
+something: on unpaired synthetic test pairs, beside the world's true image of the person wearing the garment.
+On real photos it would redraw the whole person from what it learned of synthetic ones.</p>
+{fake}
+<h2>Training curves (VITON)</h2><img src="{curves.name}" width="560">
 <h2>What the networks are given</h2><img src="representation.png" width="900">
 <script>/* for tests and humans: how many images failed to load */
 window.addEventListener("load", () => {{ document.body.dataset.brokenImages =
@@ -306,7 +387,9 @@ def draw_keypoints(person: np.ndarray, keypoints: np.ndarray) -> np.ndarray:
 
 
 def _to_uint8(image: np.ndarray) -> np.ndarray:
-    return np.clip((image + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+    from viton_tf.data.codecs import to_uint8
+
+    return to_uint8(np.asarray(image))
 
 
 def _gray(values: np.ndarray) -> np.ndarray:

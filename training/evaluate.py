@@ -18,13 +18,16 @@ from viton_tf.errors import UserError
 
 NO_WEIGHTS = "n/a (no weights)"
 # Method order of the paper's Table 1, then VITON itself.
-METHODS = ("prgan", "cagan", "crn", "encoder_decoder", "nonparametric", "viton")
+METHODS = ("prgan", "cagan", "crn", "encoder_decoder", "nonparametric", "viton", "layout")
 TITLES = {"prgan": "PRGAN", "cagan": "CAGAN", "crn": "CRN", "encoder_decoder": "Encoder-Decoder",
-          "nonparametric": "Non-parametric", "viton": "VITON"}
+          "nonparametric": "Non-parametric", "viton": "VITON", "layout": "Layout (real-photo method)"}
 # VITON paper (Han et al., CVPR 2018), Table 1, Inception Score on the Zalando test set.
 PAPER_IS = {"prgan": 2.688, "cagan": 2.981, "crn": 2.449, "encoder_decoder": 2.653, "nonparametric": 3.070,
             "viton": 2.514}
 IMAGE_METRICS = ("ssim", "psnr", "l1", "garment_ssim")
+# Against the true unpaired image: the rendered garment region's IoU with the true one, the old garment
+# left where it should be gone, the product photo's white at the garment's edge (viton_tf.metrics).
+UNPAIRED_METRICS = ("garment_iou", "remnant", "fringe")
 FIGURE_ROWS = 8
 BATCH_SIZE = 8
 
@@ -250,6 +253,14 @@ def evaluate_method(predict, pairs: list[dict], inception: Inception | None, pro
             truth = tf.constant(np.stack([chunk[i]["truth"] for i in has_truth]))
             truth_garment = _garment(np.stack([chunk[i]["truth_parsing"] for i in has_truth]))
             _image_metrics(scores, "unpaired/", tf.gather(tryon, has_truth), truth, truth_garment)
+            result, person = tf.gather(tryon, has_truth), tf.gather(unpaired["person"], has_truth)
+            scores.add("unpaired/remnant", metrics.remnant(result, person, truth,
+                                                           tf.gather(_garment(unpaired["parsing"]), has_truth),
+                                                           truth_garment))
+            scores.add("unpaired/fringe", metrics.fringe(result, truth, truth_garment))
+            if "garment_region" in outputs:
+                scores.add("unpaired/garment_iou", metrics.iou(tf.gather(outputs["garment_region"], has_truth),
+                                                               truth_garment))
             if "warped_mask" in outputs:
                 scores.add("warp_iou/unpaired", metrics.iou(tf.gather(outputs["warped_mask"], has_truth),
                                                             truth_garment))
@@ -294,12 +305,16 @@ def _cell(value, digits: int = 3) -> str:
 
 
 def write_markdown(path: Path, report: dict) -> None:
-    columns = [("paired", name) for name in IMAGE_METRICS] + [("unpaired", name) for name in IMAGE_METRICS]
+    columns = ([("paired", name) for name in IMAGE_METRICS]
+               + [("unpaired", name) for name in IMAGE_METRICS + UNPAIRED_METRICS])
     header = (["Method"] + [f"{setting} {name.replace('_', ' ')}" for setting, name in columns]
               + ["warp IoU (paired / unpaired)", "IS", "FID", "paper IS (Table 1)"])
     lines = [f"Split `{report['split']}`, {report['pairs']} pairs at {report['height']}x{report['width']}; "
              f"unpaired metrics on {report['unpaired_pairs']} pairs with true unpaired images. "
-             "SSIM/PSNR higher is better, L1 and FID lower; garment SSIM is SSIM inside the worn garment.",
+             "SSIM/PSNR higher is better, L1 and FID lower; garment SSIM is SSIM inside the worn garment; garment "
+             "IoU is the rendered garment region against the true one; remnant is the share of pixels that should "
+             "have changed (old garment gone) but still show the old garment, fringe the share of the true "
+             "garment's boundary that is near-white in the result but not in the truth (both lower is better).",
              "", "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     for name, row in report["methods"].items():
         cells = [_label(name, row["method"])]

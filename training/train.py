@@ -82,7 +82,8 @@ def build_viton(job: TrainJob):
 
 # Method name -> builder of its training model. Baselines register theirs from training/baselines.py
 # (a module-level METHODS dict there is merged in when a method is not found here).
-METHODS: dict[str, Callable[[TrainJob], object]] = {"viton": build_viton}
+# None = nothing to learn here (layout ships its weights: `viton-tf train-layout` retrains them).
+METHODS: dict[str, Callable[[TrainJob], object]] = {"viton": build_viton, "layout": None}
 
 
 def method_builder(name: str) -> Callable[[TrainJob], object]:
@@ -337,7 +338,7 @@ def train(config: TrainConfig, data: Path, run: Path, resume: bool = False,
           overrides: dict[str, dict] | None = None) -> int:
     """Fit one method/stage on the dataset folder `data`, writing the run folder `run`."""
     builder = method_builder(config.method)
-    if builder is None:  # nothing to learn (nonparametric): the run folder only records its config
+    if builder is None:  # nothing to learn (nonparametric, layout): the run folder only records its config
         write_run_config(make_job(config, run, overrides), run)
         print(f"{config.method}: nothing to train; wrote {run / 'config.json'}")
         return 0

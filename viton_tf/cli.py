@@ -100,6 +100,12 @@ def _warp_eval(args: argparse.Namespace) -> int:
     return run_warp_eval(args)
 
 
+def _train_layout(args: argparse.Namespace) -> int:
+    from training.layout import run_train_layout
+
+    return run_train_layout(args)
+
+
 def _export(args: argparse.Namespace) -> int:
     from export.export import run_export
 
@@ -171,7 +177,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit")
     p.add_argument("--stage", type=int, choices=(1, 2), default=None, help="VITON stage (with --method viton)")
     p.add_argument("--method", default="viton",
-                   choices=("viton", "encoder_decoder", "nonparametric", "prgan", "cagan", "crn"))
+                   choices=("viton", "encoder_decoder", "nonparametric", "prgan", "cagan", "crn", "layout"))
     p.add_argument("--data", type=_existing_dir, required=True, help="dataset folder (VITON-HD layout)")
     p.add_argument("--out", type=Path, required=True, help="run folder (config, checkpoints, logs)")
     p.add_argument("--steps", type=_positive_int, default=1000)
@@ -205,8 +211,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=_multiple_of_16, default=None)
     p.set_defaults(handler=_warp_eval)
 
-    p = sub.add_parser("export", help="export a run as a TF Serving SavedModel version")
-    p.add_argument("--run", type=_existing_dir, required=True)
+    p = sub.add_parser("train-layout", help="train the real-photo try-on's layout network on the synthetic world")
+    p.add_argument("--out", type=Path, required=True, help="weights file to write (.weights.h5)")
+    p.add_argument("--examples", type=_positive_int, default=768)
+    p.add_argument("--steps", type=_positive_int, default=1200)
+    p.add_argument("--batch-size", type=_positive_int, default=8)
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--overwrite", action="store_true", help="replace an existing weights file")
+    p.set_defaults(handler=_train_layout)
+
+    p = sub.add_parser("export", help="export a run (or a method that needs none) as a TF Serving SavedModel version")
+    p.add_argument("--run", type=_existing_dir, default=None, help="a trained run folder")
+    p.add_argument("--method", default=None, choices=("viton", "nonparametric", "layout"),
+                   help="the method to export (default: the run's own; layout and nonparametric need no --run)")
     p.add_argument("--out", type=Path, required=True, help="model base path (versions are folders in it)")
     p.add_argument("--version", type=_positive_int, required=True)
     p.add_argument("--data", type=_existing_dir, default=None,
@@ -255,6 +272,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", type=Path, required=True)
     _add_size(p)
     p.add_argument("--pairs", type=_existing_file, default=None, help="pairs file (default: every person with every cloth)")
+    p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     p.set_defaults(handler=_prepare)
 
     p = sub.add_parser("tryon", help="prepare + the exported model on one person photo and one garment")
@@ -262,7 +280,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--person", type=_existing_file, required=True)
     p.add_argument("--cloth", type=_existing_file, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--method", default="viton", choices=("viton", "nonparametric"))
+    p.add_argument("--method", default="layout", choices=("layout", "viton", "nonparametric"),
+                   help="layout (default): the real-photo try-on, at the photo's own size; viton: an exported "
+                        "model (--model); nonparametric: the paper's warp-and-paste")
     p.set_defaults(handler=_tryon)
     return parser
 

@@ -63,3 +63,30 @@ def iou(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
     inter = tf.reduce_sum(tf.cast(a & b, tf.float32), axis=[1, 2, 3])
     union = tf.reduce_sum(tf.cast(a | b, tf.float32), axis=[1, 2, 3])
     return tf.where(union > 0, inter / tf.maximum(union, 1.0), tf.ones_like(union))
+
+
+# A pixel "changed" when it moved by more than this (about 16 of 255 levels).
+CHANGE = 0.125
+
+
+def remnant(tryon, person, truth, old_garment, true_garment) -> tf.Tensor:
+    """Per example [B]: of the pixels that should have changed because the old garment is gone there
+    (the person's old garment region, outside the true new garment, where the truth differs from the
+    photo), the share that still shows the old garment (unchanged from the photo). 0 when there are none."""
+    moved = lambda a, b: tf.reduce_max(tf.abs(tf.convert_to_tensor(a, tf.float32) - b), axis=-1) > CHANGE
+    should = (old_garment[..., 0] > 0.5) & (true_garment[..., 0] <= 0.5) & moved(truth, person)
+    kept = should & ~moved(tryon, person)
+    count = tf.reduce_sum(tf.cast(should, tf.float32), axis=[1, 2])
+    return tf.reduce_sum(tf.cast(kept, tf.float32), axis=[1, 2]) / tf.maximum(count, 1.0)
+
+
+def fringe(tryon, truth, true_garment, white: float = 0.85) -> tf.Tensor:
+    """Per example [B]: of the true garment's boundary pixels (a 3x3 morphological gradient), the share that
+    is near-white (every channel above `white` in [-1, 1]) in the try-on but not in the truth."""
+    mask = tf.convert_to_tensor(true_garment, tf.float32)
+    dilated, eroded = tf.nn.max_pool2d(mask, 3, 1, "SAME"), -tf.nn.max_pool2d(-mask, 3, 1, "SAME")
+    boundary = (dilated - eroded)[..., 0] > 0.5
+    near_white = lambda image: tf.reduce_min(tf.convert_to_tensor(image, tf.float32), axis=-1) > white
+    bad = boundary & near_white(tryon) & ~near_white(truth)
+    count = tf.reduce_sum(tf.cast(boundary, tf.float32), axis=[1, 2])
+    return tf.reduce_sum(tf.cast(bad, tf.float32), axis=[1, 2]) / tf.maximum(count, 1.0)

@@ -8,6 +8,7 @@ OUT/test/{image,cloth,cloth-mask,image-parse-v3,openpose_json}/ with OUT/test_pa
 from __future__ import annotations
 
 import json
+import shutil
 import sys
 import time
 from dataclasses import dataclass, field
@@ -198,10 +199,17 @@ def _write_gray(path: Path, image: np.ndarray) -> None:
 
 
 def prepare_folder(persons_dir: Path, cloths_dir: Path, out: Path, height: int, width: int,
-                   pairs_file: Path | None = None, progress: bool = True) -> Report:
-    """Prepare every photo of two folders into OUT (VITON-HD layout, split "test")."""
+                   pairs_file: Path | None = None, progress: bool = True, overwrite: bool = False) -> Report:
+    """Prepare every photo of two folders into OUT (VITON-HD layout, split "test"). A dataset already in OUT
+    is an error (old and new files would mix) unless `overwrite`, which removes it first."""
     from tqdm import tqdm
 
+    existing = [Path(out) / name for name in ("test", "test_pairs.txt") if (Path(out) / name).exists()]
+    if existing and not overwrite:
+        raise UserError(f"--out {out}: already holds a dataset ({existing[0].name}); choose an empty folder "
+                        "or pass --overwrite to replace it")
+    for path in existing:
+        shutil.rmtree(path) if path.is_dir() else path.unlink()
     for name in REQUIRED_MODELS:
         model_path(name)  # a missing model stops everything, with how to get it
     persons, cloths = _photos(Path(persons_dir), "person"), _photos(Path(cloths_dir), "product")
@@ -267,7 +275,8 @@ def summary(report: Report) -> str:
 
 def run_prepare(args) -> int:
     """The CLI handler: 0 when every photo was prepared, 1 when some failed."""
-    report = prepare_folder(args.persons, args.cloths, args.out, args.height, args.width, args.pairs)
+    report = prepare_folder(args.persons, args.cloths, args.out, args.height, args.width, args.pairs,
+                            overwrite=getattr(args, "overwrite", False))
     print(summary(report))
     print(f"wrote {args.out}/test/ and {args.out}/test_pairs.txt")
     return 1 if report.errors else 0

@@ -85,21 +85,29 @@ def load_viton_networks(run: Path, config: dict, height: int, width: int) -> tup
     return generator, refinement
 
 
-def tryon_module(run: Path, method: str | None = None, precision: str = "float32", xla: bool = False):
-    """The exportable TryOnModule of a run folder; the method is the run's own unless given.
+def tryon_module(run: Path | None, method: str | None = None, precision: str = "float32", xla: bool = False):
+    """The exportable TryOnModule of a run folder (or, with `run=None`, of a method that needs no run:
+    layout with its shipped weights, nonparametric), at 256x192 by default; the method is the run's own
+    unless given.
     `precision="bfloat16"` runs the networks under Keras' mixed_bfloat16 policy (float32 weights,
     bfloat16 maths: fast only with AMX/AVX512-BF16, see viton_tf.hardware)."""
     import keras
 
     from viton_tf.tryon import PRECISIONS, TryOnModule
 
-    config = read_config(run)
+    config = read_config(run) if run is not None else {}
     method = method or config.get("method", "viton")
+    if run is None and method not in ("layout", "nonparametric"):
+        raise UserError(f"method {method}: needs a trained run folder (--run)")
     if precision not in PRECISIONS:
         raise UserError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     representation = section(config, "representation")
     height, width = representation.height, representation.width
-    networks = (None, None)
+    networks, layout_net = (None, None), None
+    if method == "layout":
+        from viton_tf.layout import load_layout_net
+
+        layout_net = load_layout_net(height=height, width=width)
     if method == "viton":
         policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
@@ -108,7 +116,7 @@ def tryon_module(run: Path, method: str | None = None, precision: str = "float32
         finally:
             keras.mixed_precision.set_global_policy(policy)
     return TryOnModule(height, width, method, *networks, representation, section(config, "warp"),
-                       section(config, "data"), xla=xla)
+                       section(config, "data"), xla=xla, layout_net=layout_net)
 
 
 def load_predictor(run: Path, method: str, config: dict, height: int, width: int):
@@ -123,9 +131,26 @@ def load_predictor(run: Path, method: str, config: dict, height: int, width: int
     zeros = _zeros(config, height, width)
     generator_inputs = lambda batch: {"representation": batch["representation"], "cloth": batch["cloth"]}
     if method == "nonparametric":
-        return lambda batch: nonparametric_tryon(batch["person"], batch["cloth"], batch["cloth_mask"],
-                                                 garment_mask(batch["parsing"], data.garment_labels),
-                                                 occluders(batch), warp=warp)
+        def paste(batch):
+            outputs = nonparametric_tryon(batch["person"], batch["cloth"], batch["cloth_mask"],
+                                          garment_mask(batch["parsing"], data.garment_labels), occluders(batch),
+                                          warp=warp)
+            return {**outputs, "garment_region": outputs["composition_mask"]}
+
+        return paste
+    if method == "layout":
+        from viton_tf.layout import load_layout_net
+        from viton_tf.tryon import layout_tryon
+
+        layout_net = load_layout_net(height=height, width=width)
+
+        def lay_out(batch):
+            outputs = layout_tryon(batch["person"], batch["cloth"], batch["cloth_mask"], batch["parsing"],
+                                   batch["keypoints"], layout_net, warp, section(config, "representation"))
+            return {"tryon": outputs["tryon"], "warped_mask": outputs["composition_mask"],
+                    "garment_region": outputs["composition_mask"]}
+
+        return lay_out
     if method in ("prgan", "crn"):
         network = load_weights(build_network(method, config, height, width), zeros, run / f"{method}.weights.h5")
         return lambda batch: {"tryon": network(generator_inputs(batch), training=False)["tryon"]}
@@ -147,6 +172,7 @@ def load_predictor(run: Path, method: str, config: dict, height: int, width: int
     def predict(batch):
         outputs = viton_forward(generator, refinement, batch["representation"], batch["cloth"],
                                 batch["cloth_mask"], occluders(batch), warp)
-        return {"tryon": outputs["tryon"], "warped_mask": outputs["warped_mask"]}
+        return {"tryon": outputs["tryon"], "warped_mask": outputs["warped_mask"],
+                "garment_region": outputs["garment_mask"]}
 
     return predict

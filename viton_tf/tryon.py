@@ -13,13 +13,13 @@ from __future__ import annotations
 
 import tensorflow as tf
 
-from viton_tf.config import DataConfig, RepresentationConfig, WarpConfig
+from viton_tf.config import LIP, DataConfig, RepresentationConfig, WarpConfig
 from viton_tf.data.cloth_mask import cloth_mask_from_photo
 from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, to_uint8
 from viton_tf.representation import garment_mask, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
 
-METHODS = ("viton", "nonparametric")
+METHODS = ("viton", "nonparametric", "layout")
 PRECISIONS = ("float32", "bfloat16")
 # G_C's clothing mask is binarised at 0.5 before the warp: model_zalando_refine_test.py:138.
 GARMENT_MASK_THRESHOLD = 0.5
@@ -92,22 +92,101 @@ def nonparametric_tryon(person, cloth, cloth_mask, target_mask, occluder_mask=No
             "warped_cloth": warped_cloth, "warped_mask": warped_mask, "composition_mask": composition_mask}
 
 
+# What the real-photo try-on never repaints: face, hair, hat, sunglasses (and everything it does not change).
+KEPT_LABELS = (LIP.HAT, LIP.HAIR, LIP.SUNGLASSES, LIP.FACE)
+SKIN_SOURCE_LABELS = (LIP.NECK, LIP.LEFT_ARM, LIP.RIGHT_ARM)
+# An arm-labelled pixel farther than this from the face's median colour ([-1, 1] RGB, ~57 levels) is a sleeve.
+SKIN_COLOUR_DISTANCE = 0.45
+
+
+def _masked_median(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
+    """Per-example median colour [B, 3] of `image` [B, H, W, 3] over `mask` [B, H, W, 1] (NaN-free: 0 if empty)."""
+    values = tf.reshape(image, [tf.shape(image)[0], -1, 3])
+    inside = tf.reshape(mask, [tf.shape(mask)[0], -1, 1]) > 0.5
+    ordered = tf.sort(tf.where(inside, values, float("inf")), axis=1)
+    count = tf.reduce_sum(tf.cast(inside[..., 0], tf.int32), axis=1)
+    middle = tf.gather(ordered, tf.maximum(count // 2, 0), axis=1, batch_dims=1)
+    return tf.where(count[:, None] > 0, middle, 0.0)
+
+
+def _spread_colours(image: tf.Tensor, mask: tf.Tensor, pixels: int) -> tf.Tensor:
+    """`image` with its colours inside `mask` spread `pixels` outward (so bilinear sampling at the garment's
+    edge never mixes in the product photo's white background: no fringe)."""
+    from viton_tf.warp.cloth_fixes import inpaint
+
+    return inpaint(image, 1.0 - mask, tf.ones_like(mask), pixels)
+
+
+def _dilate(mask: tf.Tensor, pixels: int) -> tf.Tensor:
+    return tf.nn.max_pool2d(mask, 2 * pixels + 1, 1, "SAME")
+
+
+def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp,
+                 representation: RepresentationConfig) -> dict:
+    """The real-photo try-on: the layout network decides the new garment's shape and the newly exposed skin;
+    the product is warped onto that shape; skin is filled with the person's own tone and what the old garment
+    leaves uncovered from its surroundings; every other pixel is the person's own. No appearance is learned."""
+    from viton_tf.layout import GARMENT_LABELS, layout_inputs
+    from viton_tf.warp.cloth_fixes import inpaint
+
+    height = person.shape[1]
+    reach = max(1, height // 64)  # 4 px at 256x192
+    layout = _float32(layout_net({"layout_inputs": layout_inputs(parsing, keypoints, cloth_mask, representation)},
+                                 training=False))
+    kept = label_mask(parsing, KEPT_LABELS)
+    new_garment = tf.cast(layout["garment_mask"] > GARMENT_MASK_THRESHOLD, tf.float32) * (1.0 - kept)
+    skin = tf.cast(layout["skin_mask"] > layout["garment_mask"], tf.float32) * (1.0 - new_garment)
+    # The parsing of a real photo is rough: an "arm" pixel far from the face's colour is a sleeve.
+    face_tone = _masked_median(person, label_mask(parsing, (LIP.FACE,)))[:, None, None, :]
+    skin_like = tf.cast(tf.norm(person - face_tone, axis=-1, keepdims=True) < SKIN_COLOUR_DISTANCE, tf.float32)
+    arms = label_mask(parsing, (LIP.LEFT_ARM, LIP.RIGHT_ARM))
+    own_skin = tf.maximum(kept, arms * skin_like * skin)  # bare arms the layout keeps bare stay, in front
+    # The old garment, a pixel wider (no ring survives at its border), with the sleeves parsed as arms.
+    old_garment = tf.maximum(_dilate(label_mask(parsing, GARMENT_LABELS), max(1, height // 128)),
+                             arms * (1.0 - skin_like)) * (1.0 - own_skin)
+    warped_cloth, warped_mask = warp(_spread_colours(cloth, cloth_mask, reach), cloth_mask, new_garment, own_skin)
+    # The layout decides the garment's shape; the warp gives its texture, spread over what the warp missed.
+    textured = tf.cast(warped_mask > 0.5, tf.float32) * new_garment
+    warped_cloth = _spread_colours(warped_cloth, textured, height // 16)
+    garment = new_garment * (1.0 - own_skin)
+    # A thin gap between the garment and what the layout calls skin is garment too (not a seam of background).
+    uncovered = old_garment * (1.0 - garment) * (1.0 - own_skin)
+    garment = tf.maximum(garment, _dilate(garment, reach) * uncovered * (1.0 - skin))
+    # What is still uncovered: skin where the layout says so, else whatever is behind (background, trousers),
+    # filled from the unchanged pixels around it that are not skin, face or hair.
+    uncovered = uncovered * (1.0 - garment)
+    newly_skin, behind = uncovered * skin, uncovered * (1.0 - skin)
+    tone = _masked_median(person, label_mask(parsing, SKIN_SOURCE_LABELS) * skin_like)
+    tone = tf.where(tf.reduce_any(tone != 0.0, axis=-1, keepdims=True), tone, face_tone[:, 0, 0])
+    changed = tf.maximum(garment, uncovered)
+    surroundings = (1.0 - changed) * (1.0 - label_mask(parsing, KEPT_LABELS + SKIN_SOURCE_LABELS))
+    filled = inpaint(person, behind, surroundings, height // 3)
+    tryon = (person * (1.0 - changed) + garment * warped_cloth + newly_skin * tone[:, None, None, :]
+             + behind * filled)
+    return {"tryon": tryon, "warped_cloth": warped_cloth, "composition_mask": garment, "garment_mask": new_garment,
+            "warped_mask": textured,
+            "skin_mask": newly_skin, "changed_mask": changed}
+
+
 class TryOnModule(tf.Module):
     """Generator, warp and refinement as one module; `method="nonparametric"` warps and pastes without weights.
     Build it from a run folder with `viton_tf.run.tryon_module`."""
 
     def __init__(self, height: int, width: int, method: str = "viton", generator=None, refinement=None,
                  representation: RepresentationConfig | None = None, warp: WarpConfig = WarpConfig(),
-                 data: DataConfig = DataConfig(), xla: bool = False, max_image_side: int = MAX_IMAGE_SIDE):
+                 data: DataConfig = DataConfig(), xla: bool = False, max_image_side: int = MAX_IMAGE_SIDE,
+                 layout_net=None):
         super().__init__(name="tryon")
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         if method == "viton" and (generator is None or refinement is None):
             raise ValueError("method 'viton' needs the generator and the refinement network")
+        if method == "layout" and layout_net is None:
+            raise ValueError("method 'layout' needs the layout network (viton_tf.layout.load_layout_net)")
         if warp.matcher != "sinkhorn":
             raise ValueError(f"warp.matcher: the exported model needs the in-graph 'sinkhorn', got {warp.matcher!r}")
         self.height, self.width, self.method = height, width, method
-        self.generator, self.refinement = generator, refinement
+        self.generator, self.refinement, self.layout_net = generator, refinement, layout_net
         self.representation_config = representation or RepresentationConfig(height=height, width=width)
         self.warp_config, self.data_config = warp, data
         self.xla, self.max_image_side = xla, max_image_side
@@ -119,6 +198,8 @@ class TryOnModule(tf.Module):
             # ExportArchive itself would do the same; the module stays a tf.Module for its two signatures,
             # its assets and the non-Keras ops around the networks.
             self.network_variables = [variable.value for variable in generator.variables + refinement.variables]
+        if method == "layout":
+            self.network_variables = [variable.value for variable in layout_net.variables]
         self.warp = make_warp(warp, xla)
         self.serving_default = tf.function(self._serve, input_signature=[
             tf.TensorSpec([None], tf.string, name="person_image"),
@@ -166,16 +247,48 @@ class TryOnModule(tf.Module):
         scale = tf.stack([self.width / size[:, 1], self.height / size[:, 0], tf.ones_like(size[:, 0])], axis=-1)
         keypoints = tf.where(keypoints[..., 2:] > 0.0, keypoints * scale[:, None, :], 0.0)
         cloth_mask = cloth_mask_from_photo(cloth, self.data_config.cloth_foreground_threshold)
-        outputs = self._tryon(person, cloth, cloth_mask, parsing, keypoints)
-        # zlib level 1: a quarter of the default level's time for ~20% more bytes.
-        png = tf.map_fn(lambda image: tf.io.encode_png(image, compression=1), to_uint8(outputs["tryon"]),
-                        fn_output_signature=tf.string)
+        if self.method == "layout":
+            coverage = tf.reduce_mean(cloth_mask, axis=[1, 2, 3])
+            tf.debugging.Assert(tf.reduce_all((coverage >= 0.05) & (coverage <= 0.95)), [
+                "cloth_image: the garment found in the product photo covers a share of it outside 5%-95%:",
+                coverage])
+            outputs = self._tryon_layout(person, cloth, cloth_mask, parsing, keypoints)
+            png = self._compose_full_resolution(person_image, outputs)
+        else:
+            outputs = self._tryon(person, cloth, cloth_mask, parsing, keypoints)
+            # zlib level 1: a quarter of the default level's time for ~20% more bytes.
+            png = tf.map_fn(lambda image: tf.io.encode_png(image, compression=1), to_uint8(outputs["tryon"]),
+                            fn_output_signature=tf.string)
         # TF Serving's REST API base64-encodes a string output only when its name ends in "_bytes".
         return {"tryon_png_bytes": png,
                 "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"],
                 "coarse_person": outputs["coarse_person"], "garment_mask": outputs["garment_mask"]}
 
+    def _tryon_layout(self, person, cloth, cloth_mask, parsing, keypoints):
+        outputs = layout_tryon(person, cloth, cloth_mask, parsing, keypoints, self.layout_net, self.warp,
+                               self.representation_config)
+        return {**outputs, "coarse_person": person}
+
+    def _compose_full_resolution(self, person_image, outputs):
+        """PNG of each person photo at its own size: the changed region of the try-on, upsampled, composed
+        into the decoded photo; every pixel outside it is the photo's own, bit for bit."""
+        def one(args):
+            data, tryon, changed = args
+            photo = decode_photo(data, "person_image", self.max_image_side)
+            size = tf.shape(photo)[:2]
+            alpha = tf.image.resize(changed, size, method="bilinear")
+            result = tf.image.resize(tryon, size, method="bicubic")
+            blended = to_uint8(from_uint8(photo) * (1.0 - alpha) + result * alpha)
+            return tf.io.encode_png(tf.where(alpha > 0.0, blended, photo), compression=1)
+
+        return tf.map_fn(one, (person_image, outputs["tryon"], outputs["changed_mask"]),
+                         fn_output_signature=tf.string)
+
     def _tryon(self, person, cloth, cloth_mask, parsing, keypoints):
+        if self.method == "layout":
+            outputs = self._tryon_layout(person, cloth, cloth_mask, parsing, keypoints)
+            return {name: outputs[name] for name in ("tryon", "coarse_person", "garment_mask", "warped_cloth",
+                                                     "composition_mask")}
         occluders = label_mask(parsing, self.data_config.occluder_labels)
         if self.method == "nonparametric":
             target = garment_mask(parsing, self.data_config.garment_labels)

@@ -1,0 +1,75 @@
+"""The real-photo try-on's layout: its inputs from a person's parsing and pose, its synthetic training
+examples, and its shipped weights.
+
+Training examples come from the synthetic world with exact truth: each body is rendered wearing its own
+top (which gives the inputs: pose, blurred body shape) and wearing another product (whose product mask
+is the third input, and whose render gives the targets: the new garment's mask and the visible skin).
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import tensorflow as tf
+
+from viton_tf.config import BODY25_TO_COCO18, LIP, RepresentationConfig
+from viton_tf.representation import label_mask, person_representation
+
+WEIGHTS = Path(__file__).with_name("weights") / "layout.weights.h5"
+GARMENT_LABELS = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
+SKIN_LABELS = (LIP.NECK, LIP.LEFT_ARM, LIP.RIGHT_ARM)  # the synthetic world paints torso skin as neck
+CHANNELS = 18 + 9 + 1 + 1
+# The synthetic world's random streams are keyed by (seed, index): the layout trains on bodies and garments
+# of its own seed range, so no `viton-tf synth` world a user or a test writes (seeds 0, 1, ...) shares them.
+TRAINING_SEED_OFFSET = 1_000_003
+
+
+def layout_inputs(parsing, keypoints, product_mask, config: RepresentationConfig) -> tf.Tensor:
+    """[B, H, W, 29]: pose boxes, limb lines, the paper's blurred body shape, the product's mask."""
+    from viton_tf.models.layout import limb_lines
+
+    parsing = tf.convert_to_tensor(parsing)
+    height, width = parsing.shape[1], parsing.shape[2]
+    zeros = tf.zeros([tf.shape(parsing)[0], height, width, 3])
+    representation = person_representation(zeros, parsing, keypoints, config)  # pose 18, body 1, face RGB 3
+    lines = limb_lines(keypoints, height, width, radius=max(1.0, height / 64))
+    return tf.concat([representation[..., :19], lines, tf.convert_to_tensor(product_mask, tf.float32)], axis=-1)
+
+
+def synthetic_examples(count: int, height: int, width: int, seed: int = 0) -> dict[str, np.ndarray]:
+    """`count` layout examples from the synthetic world: parsing (own top), COCO-18 keypoints, product mask
+    of another top, and the targets garment_mask and skin_mask of the body wearing that product."""
+    from viton_tf.config import SynthConfig
+    from viton_tf.data import synthetic
+
+    config = SynthConfig(pairs=count, height=height, width=width, seed=TRAINING_SEED_OFFSET + seed)
+    grid = synthetic._Grid.of(height, width)
+    examples = {name: [] for name in ("parsing", "keypoints", "product_mask", "garment_mask", "skin_mask")}
+    for index in range(count):
+        body, own = synthetic._world_item(config, index, "upper", grid)
+        _, product = synthetic._world_item(config, count + index, "upper", grid)
+        _, parse_own, _ = synthetic._render(body, own, grid)
+        _, parse_new, _ = synthetic._render(body, product, grid)
+        body25 = synthetic._keypoints(body, height, width)
+        examples["parsing"].append(parse_own.astype(np.int32))
+        examples["keypoints"].append(body25[list(BODY25_TO_COCO18)].astype(np.float32))
+        examples["product_mask"].append((product.mask > 127).astype(np.float32)[..., None])
+        examples["garment_mask"].append(np.isin(parse_new, GARMENT_LABELS).astype(np.float32)[..., None])
+        examples["skin_mask"].append(np.isin(parse_new, SKIN_LABELS).astype(np.float32)[..., None])
+    return {name: np.stack(values) for name, values in examples.items()}
+
+
+def load_layout_net(path: Path = WEIGHTS, height: int = 256, width: int = 192):
+    """The shipped (or given) layout network, built at height x width and its weights loaded."""
+    from viton_tf.errors import UserError
+    from viton_tf.models.layout import LayoutNet
+
+    network = LayoutNet(name="layout")
+    network({"layout_inputs": tf.zeros([1, height, width, CHANNELS])})
+    if not Path(path).is_file():
+        raise UserError(f"{path}: the layout network's weights are missing; retrain them with "
+                        "`viton-tf train-layout` (see the README)")
+    network.load_weights(str(path))
+    return network
+
+
