@@ -22,6 +22,8 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 SIGNATURE = "serving_default"
+PNG_OUTPUT = "tryon_png_bytes"  # "_bytes": TF Serving's REST sends it as {"b64": ...}
+OLD_PNG_OUTPUT = "tryon_png"  # the name in exports made before the rename
 # BODY_25 index of each COCO-18 joint (BODY_25 adds mid-hip 8 and the feet 19-24); the same table
 # as viton_tf.config.BODY25_TO_COCO18, repeated because serving/ imports nothing from viton_tf.
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
@@ -115,6 +117,17 @@ def predict_rest(server: str, inputs: dict, model: str, version: int | None = No
     return outputs
 
 
+def tryon_png(outputs: dict, server: str) -> bytes:
+    """The try-on PNG of the first example: `tryon_png_bytes`, or `tryon_png` of older exports."""
+    name = next((name for name in (PNG_OUTPUT, OLD_PNG_OUTPUT) if name in outputs), None)
+    if name is None:
+        raise ClientError(f"{server}: the answer has no '{PNG_OUTPUT}' output (got {sorted(outputs)})")
+    png = bytes(outputs[name][0])
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ClientError(f"{server}: '{name}' is not a PNG")
+    return png
+
+
 def run_client(args) -> int:
     try:
         inputs = build_inputs(args.person, args.cloth, args.parse, args.keypoints)
@@ -122,11 +135,7 @@ def run_client(args) -> int:
         start = time.perf_counter()
         outputs = predict(args.server, inputs, args.model, args.version)
         seconds = time.perf_counter() - start
-        if "tryon_png" not in outputs:
-            raise ClientError(f"{args.server}: the answer has no 'tryon_png' output (got {sorted(outputs)})")
-        png = bytes(outputs["tryon_png"][0])
-        if not png.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise ClientError(f"{args.server}: 'tryon_png' is not a PNG")
+        png = tryon_png(outputs, args.server)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(png)
     except ClientError as error:

@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
@@ -173,9 +174,8 @@ class Version:
 
     def signature(self, name: str) -> Signature:
         name = name or DEFAULT_SIGNATURE
-        if name not in self.signatures:
-            raise invalid_argument(f"Serving signature name: \"{name}\" not found in signature def "
-                                   f"(model {self.model} version {self.number} has {sorted(self.signatures)})")
+        if name not in self.signatures:  # predict_util.cc RunPredict
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f"Serving signature key \"{name}\" not found.")
         return self.signatures[name]
 
     def acquire(self) -> None:

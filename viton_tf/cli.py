@@ -37,6 +37,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {number}")
+    return number
+
+
 def _multiple_of_16(value: str) -> int:
     number = _positive_int(value)
     if number % 16:
@@ -220,6 +230,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-config", type=_existing_file, required=True, help="TF Serving model_config_list")
     p.add_argument("--grpc-port", type=int, required=True)
     p.add_argument("--rest-port", type=int, default=None)
+    p.add_argument("--host", default="0.0.0.0",
+                   help="address to listen on (default: all IPv4 interfaces, as TF Serving; 127.0.0.1: this machine only)")
+    p.add_argument("--rest-read-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="REST: close a connection idle this long, or whose headers or body take longer to arrive")
     p.add_argument("--batching-config", type=_existing_file, default=None)
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often the base paths are rescanned")
     p.add_argument("--max-request-bytes", type=_positive_int, default=None,
