@@ -5,15 +5,11 @@ chunked body past the limit) with 400 before reading the body, closes connection
 or send their headers or body too slowly, and on shutdown stops listening, lets the requests in
 flight finish, then closes every connection.
 
-JSON follows tensorflow_serving/util/json_tensor.cc: requests in row ("instances") or columnar
-("inputs") format, bytes as {"b64": ...}; a string output is base64-encoded only when its name
-ends in "_bytes", otherwise written as a raw JSON string, as TF Serving writes it.
+The JSON <-> tensor mapping is serving/json_tensor.py (TF Serving's json_tensor.cc).
 """
 from __future__ import annotations
 
 import asyncio
-import base64
-import binascii
 import json
 import logging
 import re
@@ -21,8 +17,6 @@ import threading
 from concurrent import futures
 
 import grpc
-import numpy as np
-import tensorflow as tf
 import tornado.httpserver
 import tornado.iostream
 import tornado.netutil
@@ -30,7 +24,8 @@ import tornado.web
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from serving.servables import DEFAULT_SIGNATURE, ModelManager, Signature
+from serving.json_tensor import request_tensors, response_json
+from serving.servables import DEFAULT_SIGNATURE, ModelManager
 from serving.status import ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("viton-tf.serve")
@@ -40,108 +35,6 @@ API_PATHS = r"(?i)/v1/.*"
 # http_rest_api_handler.cc ParseModelInfo.
 PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
                   r"(?::(classify|regress|predict))?(?:/(metadata))?", re.IGNORECASE)
-
-
-def _string_value(value, name: str) -> bytes:
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid_argument(f"input '{name}': Unable to base64 decode") from None
-    raise invalid_argument(f"input '{name}': expected a string or {{\"b64\": ...}}, got {json.dumps(value)[:80]}")
-
-
-def _array(value, spec: tf.TensorSpec, name: str) -> np.ndarray:
-    """One input's JSON value as numpy of the signature's dtype, or INVALID_ARGUMENT naming it."""
-    if spec.dtype == tf.string:
-        def shape_of(item):
-            return [len(item)] + shape_of(item[0]) if isinstance(item, list) and item else \
-                ([0] if isinstance(item, list) else [])
-
-        def flatten(item, depth):
-            if depth == 0:
-                if isinstance(item, list):
-                    raise invalid_argument(f"input '{name}': nested lists of different lengths")
-                return [_string_value(item, name)]
-            if not isinstance(item, list) or len(item) != shape[-depth]:
-                raise invalid_argument(f"input '{name}': nested lists of different lengths")
-            return [leaf for element in item for leaf in flatten(element, depth - 1)]
-
-        shape = shape_of(value)
-        flat = np.empty(int(np.prod(shape)), dtype=object)
-        flat[:] = flatten(value, len(shape))
-        return flat.reshape(shape)
-    try:
-        return np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
-    except (TypeError, ValueError) as error:
-        raise invalid_argument(f"input '{name}': cannot read it as {spec.dtype.name}: {error}") from None
-
-
-def request_tensors(body: dict, signature: Signature) -> tuple[dict, str]:
-    """The inputs of a predict request body and its format ("row" or "columnar")."""
-    specs = signature.inputs
-    if ("instances" in body) == ("inputs" in body):
-        raise invalid_argument("Missing 'inputs' or 'instances' key" if "instances" not in body
-                               else "Not both 'inputs' and 'instances' can be specified")
-    if "inputs" in body:
-        inputs = body["inputs"]
-        if not (isinstance(inputs, dict) and set(inputs) <= set(specs) and inputs):
-            if len(specs) != 1:
-                raise invalid_argument(f"'inputs' must be an object with keys {sorted(specs)}")
-            inputs = {next(iter(specs)): inputs}
-        return {name: _array(value, specs[name], name) for name, value in inputs.items()}, "columnar"
-    instances = body["instances"]
-    if not isinstance(instances, list) or not instances:
-        raise invalid_argument("'instances' must be a non-empty list")
-    if len(specs) == 1 and not all(isinstance(item, dict) and set(item) == set(specs) for item in instances):
-        instances = [{next(iter(specs)): item} for item in instances]
-    tensors = {}
-    for index, item in enumerate(instances):
-        if not isinstance(item, dict):
-            raise invalid_argument(f"Expecting object but got {type(item).__name__} at item {index} of 'instances'")
-        missing = sorted(set(specs) - set(item))
-        if missing:
-            raise invalid_argument(f"Missing named input: {missing[0]} in 'instances' list item {index}")
-    for name in set().union(*instances):
-        if name not in specs:
-            raise invalid_argument(f"JSON object: does not have named input: {name}")
-        rows = [_array(item[name], specs[name], name) for item in instances]
-        if len({row.shape for row in rows}) > 1:
-            raise invalid_argument(f"input '{name}': the instances have different shapes "
-                                   f"{sorted({row.shape for row in rows})}")
-        tensors[name] = np.stack(rows)
-    return tensors, "row"
-
-
-def _jsonable(name: str, value: np.ndarray):
-    if value.dtype != object:
-        return value.tolist()
-    as_bytes = name.endswith("_bytes")
-    encode = ((lambda item: {"b64": base64.b64encode(item).decode("ascii")}) if as_bytes
-              else (lambda item: item.decode("utf-8", "surrogateescape")))
-    if value.ndim == 0:
-        return encode(value.item())
-    flat = np.empty(value.size, dtype=object)
-    flat[:] = [encode(item) for item in value.reshape(-1)]
-    return flat.reshape(value.shape).tolist()
-
-
-def response_json(outputs: dict, layout: str) -> bytes:
-    if layout == "row":
-        sizes = {value.shape[0] if value.ndim else None for value in outputs.values()}
-        if len(sizes) != 1 or None in sizes:
-            raise invalid_argument(f"outputs disagree on the batch size ({sorted(map(str, sizes))}); "
-                                   "use the columnar 'inputs' format")
-        columns = {name: _jsonable(name, value) for name, value in outputs.items()}
-        rows = [{name: column[i] for name, column in columns.items()} for i in range(sizes.pop())]
-        body = {"predictions": rows if len(outputs) > 1 else [row[next(iter(outputs))] for row in rows]}
-    else:
-        columns = {name: _jsonable(name, value) for name, value in outputs.items()}
-        body = {"outputs": columns if len(outputs) > 1 else next(iter(columns.values()))}
-    # Raw (non-"_bytes") strings go out byte for byte, as TF Serving's rapidjson writer does.
-    return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogateescape")
 
 
 def _proto_json(message) -> dict:
@@ -193,13 +86,17 @@ class RestApi:
         except ValueError as error:
             raise invalid_argument(f"JSON Parse error: {error}") from None
         if not isinstance(body, dict):
-            raise invalid_argument("the request body must be a JSON object")
+            raise invalid_argument(f"JSON Value: {json.dumps(body)[:256]} Is not object")
         with self.manager.version(name, number, label) as version:
-            signature_name = body.get("signature_name") or DEFAULT_SIGNATURE
+            signature_name = body.get("signature_name", "")
+            if not isinstance(signature_name, str):
+                raise invalid_argument(f"JSON Value: {json.dumps(signature_name)[:256]} not formatted correctly. "
+                                       "'signature_name' key must be a string value.")
+            signature_name = signature_name or DEFAULT_SIGNATURE
             if signature_name not in version.signatures:  # http_rest_api_handler.cc GetInfoMap
                 raise invalid_argument(f"Serving signature name: \"{signature_name}\" not found in signature def")
             signature = version.signature(signature_name)
-            inputs, layout = request_tensors(body, signature)
+            inputs, layout = request_tensors(body, signature.inputs)
             outputs = signature(inputs)
         return response_json(outputs, layout)
 

@@ -27,7 +27,9 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 
 from serving.client import BODY25_TO_COCO18, predict_rest, read_openpose_keypoints, run_client
 from serving.config import read_batching_config, read_model_config
+from serving.json_tensor import request_tensors, response_json
 from serving.rest import max_body_bytes
+from serving.status import ServingError
 from serving_toy import AVAILABLE, Server, example_inputs, png, write_toy_model
 
 REPO = Path(__file__).resolve().parents[1]
@@ -152,6 +154,35 @@ def test_openpose_body25_is_mapped_to_coco18(tmp_path):
     np.testing.assert_array_equal(mapped[8], body25[9])  # COCO r_hip is BODY_25 joint 9 (8 is mid-hip)
     np.testing.assert_array_equal(mapped, body25[list(BODY25_TO_COCO18)])
     np.testing.assert_array_equal(read_openpose_keypoints(tmp_path / "c18.json"), body25[:18])
+
+
+def test_json_codec_follows_tf_serving_json_tensor():
+    specs = {"image_bytes": tf.TensorSpec([None], tf.string), "k": tf.TensorSpec([None, 2], tf.float32)}
+    rows = {"instances": [{"image_bytes": {"b64": "eHg="}, "k": [1, 2]}, {"image_bytes": "y", "k": [3, 4.5]}]}
+    tensors, layout = request_tensors(rows, specs)
+    assert layout == "row" and list(tensors["image_bytes"]) == [b"xx", b"y"]
+    np.testing.assert_array_equal(tensors["k"], np.array([[1, 2], [3, 4.5]], np.float32))
+    tensors, layout = request_tensors({"inputs": {"image_bytes": ["x"], "k": [[1, 2]], "other": 0}}, specs)
+    assert layout == "columnar" and tensors["k"].shape == (1, 2)
+    # json_tensor_test.cc's messages, naming the element and the input
+    errors = {"Failed to process element: 0 key: k of 'instances' list. Error: JSON Value: \"1\" Type: String "
+              "is not of expected type: float": {"instances": [{"image_bytes": "x", "k": ["1", 2]}]},
+              "Failed to process element: 1 key: k of 'instances' list. Error: Expecting tensor size: 2 but got: 3":
+                  {"instances": [{"image_bytes": "x", "k": [1, 2]}, {"image_bytes": "x", "k": [1, 2, 3]}]},
+              "Missing named input: k in 'inputs' object.": {"inputs": {"image_bytes": ["x"]}},
+              "Missing 'inputs' or 'instances' key": {}}
+    for message, body in errors.items():
+        with pytest.raises(ServingError) as caught:
+            request_tensors(body, specs)
+        assert caught.value.message == message
+    outputs = {"tryon_png_bytes": np.array([b"\x89PNG"], dtype=object), "label": np.array([b"PNG"], dtype=object),
+               "x": np.array([[0.1, 2.0, 1 / 3, 9e6, np.nan]], np.float32), "n": np.array([3], np.int64)}
+    text = response_json(outputs, "row").decode()
+    assert '"x":[0.1,2.0,0.333333343,9e+06,NaN]' in text  # WriteDecimal: 6 digits, 9 if they do not round-trip
+    assert '"tryon_png_bytes":{"b64":"iVBORw=="}' in text and '"label":"PNG"' in text
+    assert response_json({"label": np.array([b"a", b"b"], dtype=object)}, "columnar") == b'{"outputs":["a","b"]}'
+    with pytest.raises(ServingError, match="Tensor name: n has inconsistent batch size: 2 expecting: 1"):
+        response_json({"x": np.zeros([1]), "n": np.zeros([2])}, "row")
 
 
 def test_warmup_requests_are_replayed_before_serving(servers):
@@ -321,7 +352,7 @@ def test_rest_api(servers):
     status, body = fetch("/v1/models/toy:predict", bad)
     assert status == 400 and "person_image" in body["error"]
     status, body = fetch("/v1/models/toy:predict", {"inputs": {"person_image": ["x"]}})
-    assert status == 400 and "keypoints" in body["error"]
+    assert (status, body) == (400, {"error": "Missing named input: cloth_image in 'inputs' object."})
     assert predict_rest(address, example_inputs(), "toy")["version"][0] == 1.0
 
 
