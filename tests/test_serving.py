@@ -25,7 +25,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb2, predict_pb2,
                                      prediction_service_pb2_grpc)
 
-from serving.client import BODY25_TO_COCO18, predict_rest, read_openpose_keypoints, run_client
+from serving.client import predict_rest
 from serving.config import read_batching_config, read_model_config
 from serving.json_tensor import request_tensors, response_json
 from serving.rest import max_body_bytes
@@ -143,17 +143,6 @@ def test_config_files_parse_as_tf_serving_protos(tmp_path):
     bad.write_text("max_batch_size { value: 8 }\nmax_batch_sise { value: 2 }\n")
     with pytest.raises(ValueError, match="bad.config.*max_batch_sise"):
         read_batching_config(bad)
-
-
-def test_openpose_body25_is_mapped_to_coco18(tmp_path):
-    body25 = np.arange(75, dtype=np.float32).reshape(25, 3)
-    (tmp_path / "b25.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": body25.ravel().tolist()}]}))
-    (tmp_path / "c18.json").write_text(json.dumps({"people": [{"pose_keypoints": body25[:18].ravel().tolist()}]}))
-    mapped = read_openpose_keypoints(tmp_path / "b25.json")
-    assert mapped.shape == (18, 3)
-    np.testing.assert_array_equal(mapped[8], body25[9])  # COCO r_hip is BODY_25 joint 9 (8 is mid-hip)
-    np.testing.assert_array_equal(mapped, body25[list(BODY25_TO_COCO18)])
-    np.testing.assert_array_equal(read_openpose_keypoints(tmp_path / "c18.json"), body25[:18])
 
 
 def test_json_codec_follows_tf_serving_json_tensor():
@@ -356,22 +345,65 @@ def test_rest_api(servers):
     assert predict_rest(address, example_inputs(), "toy")["version"][0] == 1.0
 
 
-def test_client_writes_the_png_over_grpc_and_rest(servers, tmp_path):
+def _client(server, tmp_path: Path, files: list[str], rest: bool, model: str = "toy") -> int:
+    from viton_tf.cli import main
+
+    port = server.rest_port if rest else server.grpc_port
+    return main(["client", "--server", f"127.0.0.1:{port}", *files, "--out", str(tmp_path / f"out-{rest}.png"),
+                 "--model", model] + (["--rest"] if rest else []))
+
+
+def test_client_writes_the_png_over_grpc_and_rest(servers, tmp_path, monkeypatch):
     server = servers["plain"]
     for name, data in (("person.png", png(200)), ("cloth.png", png(100)), ("parse.png", png(5, channels=1))):
         (tmp_path / name).write_bytes(data)
-    body25 = np.zeros((25, 3), np.float32)
-    (tmp_path / "pose.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": body25.ravel().tolist()}]}))
-    for rest, port in ((False, server.grpc_port), (True, server.rest_port)):
-        args = argparse.Namespace(server=f"127.0.0.1:{port}", person=tmp_path / "person.png",
-                                  cloth=tmp_path / "cloth.png", parse=tmp_path / "parse.png",
-                                  keypoints=tmp_path / "pose.json", out=tmp_path / f"out-{rest}.png",
-                                  model="toy", version=None, rest=rest)
-        assert run_client(args) == 0
+    # Two people: the client sends the most confident one, as the dataset readers pick it.
+    faint, confident = np.full((25, 3), 0.1, np.float32), np.full((25, 3), 0.9, np.float32)
+    (tmp_path / "pose.json").write_text(json.dumps({"people": [{"pose_keypoints_2d": faint.ravel().tolist()},
+                                                               {"pose_keypoints_2d": confident.ravel().tolist()}]}))
+    files = ["--person", str(tmp_path / "person.png"), "--cloth", str(tmp_path / "cloth.png"),
+             "--parse", str(tmp_path / "parse.png"), "--keypoints", str(tmp_path / "pose.json")]
+    for rest in (False, True):
+        assert _client(server, tmp_path, files, rest) == 0
         image = tf.io.decode_png((tmp_path / f"out-{rest}.png").read_bytes()).numpy()
         assert image.shape == (8, 6, 3) and abs(int(image[0, 0, 0]) - 150) <= 1  # (200 + 100) / 2
-    args.model = "nope"
-    assert run_client(args) == 1
+    assert _client(server, tmp_path, files, rest=False, model="nope") == 1
+    assert _client(server, tmp_path, files[:6], rest=False) == 2  # --parse without --keypoints
+    sent = {}
+    monkeypatch.setattr("serving.client.run_client", lambda args, inputs: sent.update(inputs) or 0)
+    assert _client(server, tmp_path, files, rest=False) == 0
+    np.testing.assert_allclose(sent["keypoints"], np.full((1, 18, 3), 0.9, np.float32))
+    assert sent["person_image"][0] == png(200)
+
+
+@pytest.fixture(scope="module")
+def mediapipe_models():
+    """The offline pose models `viton-tf prepare` uses, if this checkout has them (no download here)."""
+    pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (setup.py installs it)")
+    from viton_tf.errors import UserError
+    from viton_tf.prepare import REQUIRED_MODELS, model_path
+
+    try:
+        return [model_path(name) for name in REQUIRED_MODELS]
+    except UserError as error:
+        pytest.skip(f"no MediaPipe models (`python -m viton_tf.assets`, or set VITON_ASSETS): {error}")
+
+
+def test_client_with_just_the_two_photos_prepares_the_person_here(servers, shared_data, mediapipe_models,
+                                                                 tmp_path, monkeypatch):
+    person = sorted((shared_data / "real" / "person").glob("*.jpg"))[0]
+    cloth = sorted((shared_data / "real" / "cloth").glob("*.jpg"))[0]
+    files = ["--person", str(person), "--cloth", str(cloth)]
+    for rest in (False, True):
+        assert _client(servers["plain"], tmp_path, files, rest) == 0
+        assert tf.io.decode_png((tmp_path / f"out-{rest}.png").read_bytes()).shape == (8, 6, 3)
+    sent = {}
+    monkeypatch.setattr("serving.client.run_client", lambda args, inputs: sent.update(inputs) or 0)
+    assert _client(servers["plain"], tmp_path, files, rest=False) == 0
+    assert sent["keypoints"].shape == (1, 18, 3) and (sent["keypoints"][0, :, 2] > 0).sum() >= 10  # a posed person
+    parsing = tf.io.decode_png(sent["parse_image"][0]).numpy()
+    person_image = tf.io.decode_jpeg(sent["person_image"][0]).numpy()
+    assert parsing.shape[:2] == person_image.shape[:2] and len(np.unique(parsing)) >= 4  # labels, not blank
 
 
 def test_new_version_replaces_old_under_load_without_failures(servers):
