@@ -27,6 +27,8 @@ log = logging.getLogger("viton-tf.serve")
 Tensors = dict[str, np.ndarray]
 State = get_model_status_pb2.ModelVersionStatus.State
 DEFAULT_SIGNATURE = "serving_default"
+# TF Serving's warm-up file, inside a version folder. export/export.py still has its own copy of
+# this path (export/ is not serving's to change): it should import this one.
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # tensorflow_serving/servables/tensorflow/saved_model_warmup_util.cc
 
@@ -218,7 +220,8 @@ def _stamp(path: Path) -> float:
         return path.stat().st_mtime if path.exists() else 0.0
 
 
-def _version_folders(base_path: Path) -> dict[int, Path]:
+def version_folders(base_path: Path) -> dict[int, Path]:
+    """A model base path's version folders by number: integer names only, as TF Serving reads them."""
     try:
         entries = list(base_path.iterdir())
     except OSError:
@@ -252,7 +255,7 @@ class ModelManager:
     def reconcile(self) -> None:
         for name, config in self._configs.items():
             base_path = Path(config.base_path)
-            on_disk = _version_folders(base_path)
+            on_disk = version_folders(base_path)
             wanted = _wanted(config, on_disk)
             known = self._versions[name]
             for number in sorted(wanted):

@@ -27,6 +27,8 @@ from tensorflow.python.data.experimental.ops import testing as data_testing
 from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_log_pb2,
                                      prediction_service_pb2_grpc)
 
+from serving.servables import WARMUP_FILE
+
 REPO = Path(__file__).resolve().parents[1]
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
 SIZE = (8, 6)
@@ -95,8 +97,8 @@ def write_toy_model(path: Path, version: int, warmup_requests: int = 3) -> Path:
     module = ToyTryOn(version)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     if warmup_requests:
-        (Path(path) / "assets.extra").mkdir(parents=True, exist_ok=True)
-        with tf.io.TFRecordWriter(str(Path(path) / "assets.extra" / "tf_serving_warmup_requests")) as writer:
+        (Path(path) / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
+        with tf.io.TFRecordWriter(str(Path(path) / WARMUP_FILE)) as writer:
             for _ in range(warmup_requests):
                 request = predict_pb2.PredictRequest()
                 request.model_spec.signature_name = "serving_default"
