@@ -179,7 +179,8 @@ class RestServer:
         app = tornado.web.Application([(API_PATHS, _ApiHandler, {"server": self})],
                                       default_handler_class=_NotFoundHandler,
                                       log_function=lambda handler: log.debug(
-                                          "rest: %d %s", handler.get_status(), handler._request_summary()))
+                                          "rest: %d %s %s", handler.get_status(), handler.request.method,
+                                          handler.request.uri))
         self._http = tornado.httpserver.HTTPServer(
             app, idle_connection_timeout=self._read_timeout,  # also the time allowed for the headers
             body_timeout=self._read_timeout, max_body_size=self._limit, max_buffer_size=self._limit + (1 << 20))

@@ -130,7 +130,9 @@ class Server:
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
-    def wait_ready(self, model: str, timeout: float = 120) -> None:
+    def wait_ready(self, model: str, timeout: float = 600) -> None:
+        """Until MODEL is AVAILABLE; the bound is for a hung server (TF's import alone takes minutes on a busy
+        machine), a server that exits fails at once."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"server exited: {self.log.read_text()[-2000:]}"
