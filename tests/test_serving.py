@@ -516,25 +516,34 @@ def test_sigterm_finishes_in_flight_requests_closes_idle_connections_and_exits(s
     slow_inputs = example_inputs()
     slow_inputs["keypoints"][0, 17, 2] = 4.0  # sleeps 3 s
     answers = {}
-    threads = [threading.Thread(target=lambda: answers.update(grpc=server.predict(slow_inputs))),
-               threading.Thread(target=lambda: answers.update(
-                   rest=predict_rest(f"127.0.0.1:{server.rest_port}", slow_inputs, "toy")))]
-    idle = socket.create_connection(("127.0.0.1", server.rest_port), timeout=10)  # sends nothing
-    keep_alive = socket.create_connection(("127.0.0.1", server.rest_port), timeout=10)
-    keep_alive.sendall(b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n\r\n")
-    assert keep_alive.recv(65536).startswith(b"HTTP/1.1 200")  # and then stays open, idle
-    for thread in threads:
-        thread.start()
-    time.sleep(1.5)  # both slow requests are running
-    server.process.send_signal(signal.SIGTERM)
+    grpc_thread = threading.Thread(target=lambda: answers.update(grpc=server.predict(slow_inputs)))
+    rest_body = json.dumps({"instances": [{
+        "person_image": {"b64": base64.b64encode(slow_inputs["person_image"][0]).decode()},
+        "cloth_image": {"b64": base64.b64encode(slow_inputs["cloth_image"][0]).decode()},
+        "parse_image": {"b64": base64.b64encode(slow_inputs["parse_image"][0]).decode()},
+        "keypoints": slow_inputs["keypoints"][0].tolist()}]}).encode()
+    rest = socket.create_connection(("127.0.0.1", server.rest_port), timeout=30)
+    idle = socket.create_connection(("127.0.0.1", server.rest_port), timeout=30)  # sends nothing
+    keep_alive = socket.create_connection(("127.0.0.1", server.rest_port), timeout=30)
     try:
+        keep_alive.sendall(b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n\r\n")
+        assert keep_alive.recv(65536).startswith(b"HTTP/1.1 200")  # and then stays open, idle
+        grpc_thread.start()
+        rest.sendall(b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n\r\n%s"
+                     % (len(rest_body), rest_body))
+        time.sleep(1.5)  # both slow requests are running
+        server.process.send_signal(signal.SIGTERM)
         # The server's read timeout is 30 s: only the shutdown can close these two.
         assert idle.recv(65536) == b"" and keep_alive.recv(65536) == b""
+        answer = b""
+        while chunk := rest.recv(65536):
+            answer += chunk
     finally:
-        idle.close()
-        keep_alive.close()
-    assert server.process.wait(timeout=10) == 0  # a generous bound: the slow requests need 3 s
-    for thread in threads:
-        thread.join()
-    assert answers["grpc"]["version"][0] == answers["rest"]["version"][0] == 1.0
+        for sock in (rest, idle, keep_alive):
+            sock.close()
+    assert server.process.wait(timeout=10) == 0  # a generous bound: the slow requests need 3 s each
+    grpc_thread.join()
+    assert answer.startswith(b"HTTP/1.1 200")
+    assert json.loads(answer.split(b"\r\n\r\n", 1)[1])["predictions"][0]["version"] == 1.0
+    assert answers["grpc"]["version"][0] == 1.0
     assert "stopped" in server.log.read_text()
