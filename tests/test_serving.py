@@ -6,7 +6,6 @@ parameters, default host and timeout); the SIGTERM test stops the latter.
 """
 from __future__ import annotations
 
-import argparse
 import base64
 import json
 import shutil

@@ -255,7 +255,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--grpc-port", type=int, required=True)
     p.add_argument("--rest-port", type=int, default=None)
     p.add_argument("--host", default="0.0.0.0",
-                   help="address to listen on (default: all IPv4 interfaces, as TF Serving; 127.0.0.1: this machine only)")
+                   help="address to listen on (default: every IPv4 interface, as TF Serving's gRPC port; "
+                        "127.0.0.1: this machine only)")
     p.add_argument("--rest-read-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
                    help="REST: close a connection idle this long, or whose headers or body take longer to arrive")
     p.add_argument("--batching-config", type=_existing_file, default=None)
