@@ -25,7 +25,7 @@ from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
 from serving.json_tensor import request_tensors, response_json
-from serving.servables import DEFAULT_SIGNATURE, ModelManager
+from serving.servables import DEFAULT_SIGNATURE, ModelManager, max_message_bytes
 from serving.status import ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("viton-tf.serve")
@@ -40,11 +40,6 @@ PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([
 def _proto_json(message) -> dict:
     return json_format.MessageToDict(message, preserving_proto_field_name=True,
                                      always_print_fields_with_no_presence=True)
-
-
-def max_body_bytes(max_request_bytes: int) -> int:
-    """The largest REST body: the tensors' own limit plus base64 (4/3) and JSON around them."""
-    return 2 * max_request_bytes + (1 << 20)
 
 
 class RestApi:
@@ -158,7 +153,7 @@ class RestServer:
         self._in_flight = 0
         self._idle = threading.Condition()
         self._sockets = tornado.netutil.bind_sockets(port, address=host or None)  # fails here, not later
-        self._limit = max_body_bytes(max_request_bytes)
+        self._limit = max_message_bytes(max_request_bytes)
         self._read_timeout = read_timeout
         self._loop = asyncio.new_event_loop()
         self._thread = threading.Thread(target=self._run, name="rest")

@@ -33,6 +33,12 @@ WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # tensorflow_serving/servables/tensorflow/saved_model_warmup_util.cc
 
 
+def max_message_bytes(max_request_bytes: int) -> int:
+    """The largest REST body or gRPC message read at all: the tensors' own limit (checked per input, so the
+    error names it) plus room for base64 and JSON around them; anything larger is refused unread."""
+    return 2 * max_request_bytes + (1 << 20)
+
+
 def _nbytes(value: np.ndarray) -> int:
     if value.dtype == object:
         return sum(len(item) for item in value.reshape(-1))

@@ -23,11 +23,10 @@ from tensorflow_serving.apis import (  # noqa: E402
 
 from serving.config import read_batching_config, read_model_config  # noqa: E402
 from serving.rest import RestServer  # noqa: E402
-from serving.servables import ModelManager, tensors_from_protos  # noqa: E402
+from serving.servables import ModelManager, max_message_bytes, tensors_from_protos  # noqa: E402
 from serving.status import from_exception, invalid_argument  # noqa: E402
 
 log = logging.getLogger("viton-tf.serve")
-MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving lifts gRPC's 4 MiB limit too; our own limit names the input
 SHUTDOWN_GRACE_SECONDS = 120
 
 
@@ -129,9 +128,11 @@ def run_server(args) -> int:
     manager = ModelManager(configs, batching, args.max_request_bytes)
     manager.reconcile()  # like tensorflow_model_server: load first, then open the ports
 
+    # TF Serving lifts gRPC's 4 MiB limit to 2 GiB; here a message past the request limit's margin is refused
+    # (RESOURCE_EXHAUSTED) before it is read, and one within it gets INVALID_ARGUMENT naming its largest input.
     grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+        ("grpc.max_receive_message_length", max_message_bytes(args.max_request_bytes)),
+        ("grpc.max_send_message_length", 2**31 - 1)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), grpc_server)
     rest_server = None

@@ -27,7 +27,7 @@ from tensorflow_serving.apis import (get_model_metadata_pb2, get_model_status_pb
 from serving.client import predict_rest
 from serving.config import read_batching_config, read_model_config
 from serving.json_tensor import request_tensors, response_json
-from serving.rest import max_body_bytes
+from serving.servables import max_message_bytes
 from serving.status import ServingError
 from serving_toy import AVAILABLE, Server, example_inputs, png, write_toy_model
 
@@ -192,6 +192,9 @@ def test_bad_inputs_are_invalid_argument_naming_the_input(servers):
         error = _error(lambda: server.predict(inputs))
         assert error.code() == grpc.StatusCode.INVALID_ARGUMENT, (name, error.details())
         assert name in error.details()
+    # Far past the limit, gRPC refuses the message before reading it.
+    huge = dict(good, parse_image=np.array([b"x" * (max_message_bytes(MAX_REQUEST_BYTES) + 1)], dtype=object))
+    assert _error(lambda: server.predict(huge)).code() == grpc.StatusCode.RESOURCE_EXHAUSTED
     # An INVALID_ARGUMENT raised inside the model keeps its code and the model's message.
     assert "person_image: not a JPEG or PNG image" in _error(lambda: server.predict(cases["person_image"])).details()
     outputs = server.predict(example_inputs(batch=2, seed=1.0))
@@ -279,7 +282,7 @@ def test_rest_http_limits_and_paths(servers):
                                        "parse_image": {"b64": base64.b64encode(png(5, channels=1)).decode()},
                                        "keypoints": [[0.0, 0.0, 0.0]] * 18}]}).encode()
     assert _raw_http(port, chunked(small, 100)).startswith(b"HTTP/1.1 200")
-    answer = _raw_http(port, chunked(b" " * (max_body_bytes(MAX_REQUEST_BYTES) + 2**20), 65536))
+    answer = _raw_http(port, chunked(b" " * (max_message_bytes(MAX_REQUEST_BYTES) + 2**20), 65536))
     # 400, or a reset that drops it: the server closes as soon as the limit is passed.
     assert answer.startswith(b"HTTP/1.1 400") or answer == b"", answer[:200]
     for path in ("/", "/metrics", "/v2/models/toy", "/models/toy"):
