@@ -294,7 +294,6 @@ def test_rest_http_limits_and_paths(servers):
 
 def test_rest_closes_idle_and_slow_connections(servers):
     port = servers["plain"].rest_port
-    start = time.monotonic()
     cases = {"idle": b"", "half-sent headers": b"GET /v1/models/toy HTTP/1.1\r\nHost: x\r\n",
              "half-sent body": b"POST /v1/models/toy:predict HTTP/1.1\r\nHost: x\r\nContent-Length: 100\r\n\r\n{"}
     for name, data in cases.items():
@@ -302,12 +301,11 @@ def test_rest_closes_idle_and_slow_connections(servers):
         with socket.create_connection(("127.0.0.1", port), timeout=10) as sock:
             sock.sendall(data)
             try:
-                assert not sock.recv(65536).startswith(b"HTTP/1.1 200"), name
+                assert sock.recv(65536) == b"", name  # closed by the server, nothing answered
             except ConnectionResetError:
                 pass
             except socket.timeout:
                 raise AssertionError(f"{name}: the connection is still open after 10 s") from None
-    assert time.monotonic() - start < 30
 
 
 def test_host_option_binds_the_given_address(servers):
