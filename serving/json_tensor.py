@@ -178,22 +178,25 @@ def _from_inputs(inputs, specs: dict) -> dict[str, np.ndarray]:
 # --- answers --------------------------------------------------------------------------------
 
 def _decimal_texts(values: np.ndarray) -> np.ndarray:
-    """Floats as json_tensor.cc WriteDecimal writes them."""
+    """Floats as json_tensor.cc WriteDecimal writes them: absl::StrCat's six digits, max_digits10 (9 for
+    float32, 17 for float64) when six do not read back as the same value, ".0" on whole numbers."""
     flat = values.reshape(-1)
-    texts = np.empty(flat.size, dtype=object)
+    numbers = flat.tolist()
+    texts = ["%.6g" % number for number in numbers]
     finite = np.isfinite(flat)
-    numbers = flat[finite]
-    short = np.char.mod("%.6g", numbers)  # absl::StrCat's six digits
-    inexact = short.astype(flat.dtype) != numbers
-    if inexact.any():  # full precision: max_digits10, 9 for float32 and 17 for float64
-        short = short.astype("U32")
-        short[inexact] = np.char.mod(f"%.{9 if flat.dtype.itemsize <= 4 else 17}g", numbers[inexact])
-    whole = (np.char.find(short, ".") < 0) & (np.char.find(short, "e") < 0)
-    texts[finite] = np.where(whole, np.char.add(short, ".0"), short)
-    texts[np.isnan(flat)] = "NaN"
-    texts[np.isposinf(flat)] = "Infinity"
-    texts[np.isneginf(flat)] = "-Infinity"
-    return texts.reshape(values.shape)
+    read_back = np.array([text if ok else "0" for text, ok in zip(texts, finite.tolist())], dtype=flat.dtype)
+    full = "%.9g" if flat.dtype.itemsize <= 4 else "%.17g"
+    for index in np.flatnonzero(finite & (read_back != flat)).tolist():
+        texts[index] = full % numbers[index]
+    for index, text in enumerate(texts):
+        if "." not in text and "e" not in text:
+            texts[index] = text + ".0"
+    out = np.empty(flat.size, dtype=object)
+    out[:] = texts
+    out[np.isnan(flat)] = "NaN"
+    out[np.isposinf(flat)] = "Infinity"
+    out[np.isneginf(flat)] = "-Infinity"
+    return out.reshape(values.shape)
 
 
 def _leaf_texts(name: str, value: np.ndarray) -> np.ndarray:
@@ -217,13 +220,16 @@ def _leaf_texts(name: str, value: np.ndarray) -> np.ndarray:
 
 
 def _nested(texts) -> str:
+    """Nested JSON arrays around an array of element texts, built from the innermost axis out."""
     if isinstance(texts, str):
         return texts
-    if texts.ndim == 0:
-        return texts.item()
-    if texts.ndim == 1:
-        return "[" + ",".join(texts.tolist()) + "]"
-    return "[" + ",".join(_nested(row) for row in texts) + "]"
+    shape = texts.shape
+    current = texts.reshape(-1).tolist()
+    for axis in reversed(range(len(shape))):
+        size, groups = shape[axis], int(np.prod(shape[:axis], dtype=np.int64))
+        current = ["[]"] * groups if size == 0 else \
+            ["[" + ",".join(current[i:i + size]) + "]" for i in range(0, len(current), size)]
+    return current[0]
 
 
 def response_json(outputs: dict[str, np.ndarray], layout: str) -> bytes:
