@@ -40,6 +40,12 @@ def _type_error(value, dtype: tf.DType):
                             f"is not of expected type: {_dtype_name(dtype)}")
 
 
+def _status_text(error: Exception) -> str:
+    """absl::Status::ToString of an error: "INVALID_ARGUMENT: message", as TF Serving nests it."""
+    code = getattr(error, "code", None)
+    return f"{code.name}: {error.message}" if code is not None else f"INTERNAL: {error}"
+
+
 def _is_b64(value) -> bool:
     return isinstance(value, dict) and len(value) == 1 and isinstance(value.get("b64"), str)
 
@@ -140,16 +146,17 @@ def _from_instances(instances, specs: dict) -> dict[str, np.ndarray]:
         for name, value in (item.items() if named else [(next(iter(specs)), item)]):
             where = f"Failed to process element: {index}" + (f" key: {name}" if named else "") + " of 'instances' list"
             if name not in specs:
-                raise invalid_argument(f"{where}. Error: JSON object: does not have named input: {name}")
+                raise invalid_argument(f"{where}. Error: INVALID_ARGUMENT: JSON object: does not have named "
+                                       f"input: {name}")
             try:
                 array = json_to_array(value, specs[name].dtype)
             except Exception as error:
-                raise invalid_argument(f"{where}. Error: {getattr(error, 'message', error)}") from None
+                raise invalid_argument(f"{where}. Error: {_status_text(error)}") from None
             if rows[name] and rows[name][0].shape != array.shape:
                 first = rows[name][0]
                 problem = (f"Expecting tensor size: {first.size} but got: {array.size}" if first.size != array.size
                            else f"Expecting shape {list(first.shape)} but got: {list(array.shape)}")
-                raise invalid_argument(f"{where}. Error: {problem}")
+                raise invalid_argument(f"{where}. Error: INVALID_ARGUMENT: {problem}")
             rows[name].append(array)
         if named and set(item) != set(specs):
             raise invalid_argument(f"Failed to process element: {index} of 'instances' list. JSON object: "

@@ -152,10 +152,11 @@ def test_json_codec_follows_tf_serving_json_tensor():
     np.testing.assert_array_equal(tensors["k"], np.array([[1, 2], [3, 4.5]], np.float32))
     tensors, layout = request_tensors({"inputs": {"image_bytes": ["x"], "k": [[1, 2]], "other": 0}}, specs)
     assert layout == "columnar" and tensors["k"].shape == (1, 2)
-    # json_tensor_test.cc's messages, naming the element and the input
-    errors = {"Failed to process element: 0 key: k of 'instances' list. Error: JSON Value: \"1\" Type: String "
-              "is not of expected type: float": {"instances": [{"image_bytes": "x", "k": ["1", 2]}]},
-              "Failed to process element: 1 key: k of 'instances' list. Error: Expecting tensor size: 2 but got: 3":
+    # json_tensor.cc's messages (a nested status in its ToString form), naming the element and the input
+    errors = {"Failed to process element: 0 key: k of 'instances' list. Error: INVALID_ARGUMENT: JSON Value: "
+              "\"1\" Type: String is not of expected type: float": {"instances": [{"image_bytes": "x", "k": ["1", 2]}]},
+              "Failed to process element: 1 key: k of 'instances' list. Error: INVALID_ARGUMENT: Expecting tensor "
+              "size: 2 but got: 3":
                   {"instances": [{"image_bytes": "x", "k": [1, 2]}, {"image_bytes": "x", "k": [1, 2, 3]}]},
               "Missing named input: k in 'inputs' object.": {"inputs": {"image_bytes": ["x"]}},
               "Missing 'inputs' or 'instances' key": {}}
