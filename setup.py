@@ -13,6 +13,9 @@ setup(
     install_requires=[
         "tensorflow==2.21.0",
         "tensorflow-serving-api==2.21.0",
+        # `viton-tf serve`'s REST side: read/idle timeouts, a body limit checked before the body is read,
+        # graceful shutdown; pure Python with an optional C speedup, maintained, no other dependency
+        "tornado==6.6.1",
         "opencv-contrib-python-headless==5.0.0.93",
         "numpy>=1.26,<3",
         "scipy>=1.13",

@@ -2,10 +2,10 @@
 
     .venv/bin/python benchmarks/serving.py [--model-base work/models/viton] [--clients 8] [--requests 25]
 
-Each of `--clients` threads sends `--requests` Predict calls over gRPC; the request is the
-newest version's own warm-up record (the export writes one real example there). Without
---model-base a toy model with the same signature is served (tests/serving_toy.py).
-Writes benchmarks/results/serving.json.
+Each of `--clients` threads sends `--requests` Predict calls over gRPC (and, without batching, over
+REST too); the request is the newest version's own warm-up record (the export writes one real
+example there). Without --model-base a toy model with the same signature is served
+(tests/serving_toy.py). Writes benchmarks/results/serving.json.
 """
 from __future__ import annotations
 
@@ -25,27 +25,41 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(REPO / "tests"))
+sys.path[:0] = [str(REPO), str(REPO / "tests")]
 from serving_toy import Server, write_toy_model  # noqa: E402
+
+from serving.client import ClientError, predict_rest  # noqa: E402
+from serving.servables import WARMUP_FILE, version_folders  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "serving.json"
 
 
 def _warmup_request(base: Path, model: str):
-    versions = sorted(int(p.name) for p in base.iterdir() if p.name.isdigit())
-    path = base / str(versions[-1]) / "assets.extra" / "tf_serving_warmup_requests"
-    record = next(iter(tf.data.TFRecordDataset(str(path)))).numpy()
+    """The newest version's first warm-up record, as a PredictRequest for MODEL."""
+    number, folder = max(version_folders(base).items())
+    record = next(iter(tf.data.TFRecordDataset(str(folder / WARMUP_FILE)))).numpy()
     request = prediction_log_pb2.PredictionLog.FromString(record).predict_log.request
     request.model_spec.name = model
-    return request, versions[-1]
+    return request, number
 
 
-def _load(port: int, request, clients: int, requests: int) -> dict:
-    latencies, failures, lock = [], [], threading.Lock()
-    channel = grpc.insecure_channel(f"localhost:{port}", options=[("grpc.max_receive_message_length", 2**31 - 1),
+def _grpc_call(port: int, request):
+    channel = grpc.insecure_channel(f"127.0.0.1:{port}", options=[("grpc.max_receive_message_length", 2**31 - 1),
                                                                   ("grpc.max_send_message_length", 2**31 - 1)])
     stub = prediction_service_pb2_grpc.PredictionServiceStub(channel)
-    stub.Predict(request, timeout=300)  # one untimed call
+    return lambda: stub.Predict(request, timeout=300), channel.close
+
+
+def _rest_call(port: int, request):
+    inputs = {name: tf.make_ndarray(proto) for name, proto in request.inputs.items()}
+    address, model = f"127.0.0.1:{port}", request.model_spec.name
+    return lambda: predict_rest(address, inputs, model, timeout=300), lambda: None
+
+
+def _load(call, clients: int, requests: int) -> dict:
+    latencies, failures, lock = [], [], threading.Lock()
+    call, close = call
+    call()  # one untimed call
     start_line = threading.Barrier(clients + 1)
 
     def client() -> None:
@@ -53,12 +67,12 @@ def _load(port: int, request, clients: int, requests: int) -> dict:
         for _ in range(requests):
             begin = time.perf_counter()
             try:
-                stub.Predict(request, timeout=300)
+                call()
                 with lock:
                     latencies.append(time.perf_counter() - begin)
-            except grpc.RpcError as error:
+            except (grpc.RpcError, ClientError) as error:
                 with lock:
-                    failures.append(error.code().name)
+                    failures.append(error.code().name if isinstance(error, grpc.RpcError) else str(error)[:200])
 
     threads = [threading.Thread(target=client) for _ in range(clients)]
     for thread in threads:
@@ -68,7 +82,7 @@ def _load(port: int, request, clients: int, requests: int) -> dict:
     for thread in threads:
         thread.join()
     seconds = time.perf_counter() - begin
-    channel.close()
+    close()
     milliseconds = np.array(latencies) * 1000
     return {"requests": len(latencies), "failures": len(failures),
             "p50_ms": round(float(np.percentile(milliseconds, 50)), 1),
@@ -101,10 +115,13 @@ def main(argv: list[str] | None = None) -> int:
         server = Server(config, work / f"{label}.log", ["--batching-config", str(batching)] if batching else [])
         try:
             server.wait_ready("viton", timeout=300)
-            runs[label] = _load(server.grpc_port, request, args.clients, args.requests)
+            runs[label] = _load(_grpc_call(server.grpc_port, request), args.clients, args.requests)
+            print(f"{label}: {runs[label]}")
+            if batching is None:
+                runs["rest_no_batching"] = _load(_rest_call(server.rest_port, request), args.clients, args.requests)
+                print(f"rest_no_batching: {runs['rest_no_batching']}")
         finally:
             server.stop()
-        print(f"{label}: {runs[label]}")
 
     result = {
         "model": "toy (tests/serving_toy.py)" if args.model_base is None else str(args.model_base),

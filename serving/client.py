@@ -1,7 +1,10 @@
-"""`viton-tf client`: one try-on request to TF Serving (or `viton-tf serve`), gRPC or REST.
+"""`viton-tf client`'s transports: one try-on request to TF Serving (or `viton-tf serve`), gRPC or REST.
 
-The exported model's `serving_default` signature decodes and encodes the images itself, so the
-client only sends file bytes and the OpenPose keypoints, and writes the PNG it gets back.
+The exported model's `serving_default` signature decodes, resizes and encodes the images itself, so a
+request is just the photos' file bytes, the parsing PNG and the COCO-18 keypoints, and the answer's
+`tryon_png_bytes` is the PNG to write. Preparing a person photo (pose and parsing) is the library's
+work: `viton-tf client` (viton_tf/cli.py) does it, or reads the prepared files, then calls `run_client`.
+The gRPC call is the one of tensorflow_serving/example/resnet_client_grpc.py.
 """
 from __future__ import annotations
 
@@ -12,7 +15,6 @@ import sys
 import time
 import urllib.error
 import urllib.request
-from pathlib import Path
 
 os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "1")
 
@@ -22,42 +24,13 @@ import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
 SIGNATURE = "serving_default"
-# BODY_25 index of each COCO-18 joint (BODY_25 adds mid-hip 8 and the feet 19-24); the same table
-# as viton_tf.config.BODY25_TO_COCO18, repeated because serving/ imports nothing from viton_tf.
-BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
+PNG_OUTPUT = "tryon_png_bytes"  # "_bytes": TF Serving's REST sends it as {"b64": ...}
+OLD_PNG_OUTPUT = "tryon_png"  # the name in exports made before the rename
 MAX_MESSAGE_BYTES = 2**31 - 1
 
 
 class ClientError(Exception):
     """A bad input file or a failed request, with a message naming it."""
-
-
-def read_openpose_keypoints(path: Path) -> np.ndarray:
-    """COCO-18 keypoints [18, 3] from an OpenPose JSON file (BODY_25 or COCO-18; first person)."""
-    try:
-        document = json.loads(Path(path).read_text())
-        person = document["people"][0]
-    except (OSError, ValueError, KeyError, IndexError, TypeError) as error:
-        raise ClientError(f"{path}: not an OpenPose JSON with a person in 'people' ({error})") from None
-    values = person.get("pose_keypoints_2d", person.get("pose_keypoints"))
-    if values is None:
-        raise ClientError(f"{path}: the person has no 'pose_keypoints_2d' (or 'pose_keypoints')")
-    points = np.asarray(values, dtype=np.float32).reshape(-1, 3) if len(values) % 3 == 0 else None
-    if points is None or len(points) not in (18, 25):
-        raise ClientError(f"{path}: expected 25 (BODY_25) or 18 (COCO-18) keypoints of 3 values, "
-                          f"got {len(values)} values")
-    return points[list(BODY25_TO_COCO18)] if len(points) == 25 else points
-
-
-def build_inputs(person: Path, cloth: Path, parse: Path, keypoints: Path) -> dict[str, np.ndarray]:
-    """The signature's inputs for one example: encoded image bytes [1] and keypoints [1, 18, 3]."""
-    images = {}
-    for name, path in (("person_image", person), ("cloth_image", cloth), ("parse_image", parse)):
-        try:
-            images[name] = np.array([Path(path).read_bytes()], dtype=object)
-        except OSError as error:
-            raise ClientError(f"{path}: cannot read it: {error}") from None
-    return {**images, "keypoints": read_openpose_keypoints(keypoints)[None]}
 
 
 def predict_grpc(server: str, inputs: dict, model: str, version: int | None = None,
@@ -115,18 +88,25 @@ def predict_rest(server: str, inputs: dict, model: str, version: int | None = No
     return outputs
 
 
-def run_client(args) -> int:
+def tryon_png(outputs: dict, server: str) -> bytes:
+    """The try-on PNG of the first example: `tryon_png_bytes`, or `tryon_png` of older exports."""
+    name = next((name for name in (PNG_OUTPUT, OLD_PNG_OUTPUT) if name in outputs), None)
+    if name is None:
+        raise ClientError(f"{server}: the answer has no '{PNG_OUTPUT}' output (got {sorted(outputs)})")
+    png = bytes(outputs[name][0])
+    if not png.startswith(b"\x89PNG\r\n\x1a\n"):
+        raise ClientError(f"{server}: '{name}' is not a PNG")
+    return png
+
+
+def run_client(args, inputs: dict[str, np.ndarray]) -> int:
+    """Send INPUTS (the signature's tensors, batch of one) to args.server and write the PNG to args.out."""
     try:
-        inputs = build_inputs(args.person, args.cloth, args.parse, args.keypoints)
         predict = predict_rest if args.rest else predict_grpc
         start = time.perf_counter()
         outputs = predict(args.server, inputs, args.model, args.version)
         seconds = time.perf_counter() - start
-        if "tryon_png_bytes" not in outputs:
-            raise ClientError(f"{args.server}: the answer has no 'tryon_png_bytes' output (got {sorted(outputs)})")
-        png = bytes(outputs["tryon_png_bytes"][0])
-        if not png.startswith(b"\x89PNG\r\n\x1a\n"):
-            raise ClientError(f"{args.server}: 'tryon_png_bytes' is not a PNG")
+        png = tryon_png(outputs, args.server)
         args.out.parent.mkdir(parents=True, exist_ok=True)
         args.out.write_bytes(png)
     except ClientError as error:

@@ -1,133 +1,40 @@
-"""TF Serving's REST API on http.server: predict, model status and model metadata.
+"""TF Serving's REST API on tornado: predict, model status and model metadata.
 
-JSON follows tensorflow_serving/util/json_tensor.cc: requests in row ("instances") or columnar
-("inputs") format, bytes as {"b64": ...}; a string output is base64-encoded only when its name
-ends in "_bytes", otherwise written as a raw JSON string, as TF Serving writes it.
+tornado's HTTPServer does the HTTP: it rejects a malformed or too large Content-Length (and a
+chunked body past the limit) with 400 before reading the body, closes connections that stay idle
+or send their headers or body too slowly, and on shutdown stops listening, lets the requests in
+flight finish, then closes every connection.
+
+The JSON <-> tensor mapping is serving/json_tensor.py (TF Serving's json_tensor.cc).
 """
 from __future__ import annotations
 
-import base64
-import binascii
+import asyncio
 import json
 import logging
 import re
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+import threading
+from concurrent import futures
 
 import grpc
-import numpy as np
-import tensorflow as tf
+import tornado.httpserver
+import tornado.iostream
+import tornado.netutil
+import tornado.web
 from google.protobuf import json_format
 from tensorflow_serving.apis import get_model_metadata_pb2, get_model_status_pb2
 
-from serving.servables import ModelManager, Signature
+from serving.json_tensor import request_tensors, response_json
+from serving.servables import DEFAULT_SIGNATURE, ModelManager, max_message_bytes
 from serving.status import ServingError, from_exception, invalid_argument
 
 log = logging.getLogger("viton-tf.serve")
-# tensorflow_serving/model_servers/http_rest_api_util.h kHTTPRestApiHandlerPathRegex.
+# tensorflow_serving/model_servers/http_rest_api_util.h kHTTPRestApiHandlerPathRegex: TF Serving's REST
+# handler takes these paths (a malformed one is a 400 with {"error": ...}); any other path is a 404.
+API_PATHS = r"(?i)/v1/.*"
+# http_rest_api_handler.cc ParseModelInfo.
 PATH = re.compile(r"/v1/models(?:/([^/:]+))?(?:(?:/versions/(\d+))|(?:/labels/([^/:]+)))?"
                   r"(?::(classify|regress|predict))?(?:/(metadata))?", re.IGNORECASE)
-
-
-def _string_value(value, name: str) -> bytes:
-    if isinstance(value, str):
-        return value.encode("utf-8", "surrogateescape")
-    if isinstance(value, dict) and set(value) == {"b64"} and isinstance(value["b64"], str):
-        try:
-            return base64.b64decode(value["b64"], validate=True)
-        except (binascii.Error, ValueError):
-            raise invalid_argument(f"input '{name}': Unable to base64 decode") from None
-    raise invalid_argument(f"input '{name}': expected a string or {{\"b64\": ...}}, got {json.dumps(value)[:80]}")
-
-
-def _array(value, spec: tf.TensorSpec, name: str) -> np.ndarray:
-    """One input's JSON value as numpy of the signature's dtype, or INVALID_ARGUMENT naming it."""
-    if spec.dtype == tf.string:
-        def shape_of(item):
-            return [len(item)] + shape_of(item[0]) if isinstance(item, list) and item else \
-                ([0] if isinstance(item, list) else [])
-
-        def flatten(item, depth):
-            if depth == 0:
-                if isinstance(item, list):
-                    raise invalid_argument(f"input '{name}': nested lists of different lengths")
-                return [_string_value(item, name)]
-            if not isinstance(item, list) or len(item) != shape[-depth]:
-                raise invalid_argument(f"input '{name}': nested lists of different lengths")
-            return [leaf for element in item for leaf in flatten(element, depth - 1)]
-
-        shape = shape_of(value)
-        flat = np.empty(int(np.prod(shape)), dtype=object)
-        flat[:] = flatten(value, len(shape))
-        return flat.reshape(shape)
-    try:
-        return np.asarray(value, dtype=spec.dtype.as_numpy_dtype)
-    except (TypeError, ValueError) as error:
-        raise invalid_argument(f"input '{name}': cannot read it as {spec.dtype.name}: {error}") from None
-
-
-def request_tensors(body: dict, signature: Signature) -> tuple[dict, str]:
-    """The inputs of a predict request body and its format ("row" or "columnar")."""
-    specs = signature.inputs
-    if ("instances" in body) == ("inputs" in body):
-        raise invalid_argument("Missing 'inputs' or 'instances' key" if "instances" not in body
-                               else "Not both 'inputs' and 'instances' can be specified")
-    if "inputs" in body:
-        inputs = body["inputs"]
-        if not (isinstance(inputs, dict) and set(inputs) <= set(specs) and inputs):
-            if len(specs) != 1:
-                raise invalid_argument(f"'inputs' must be an object with keys {sorted(specs)}")
-            inputs = {next(iter(specs)): inputs}
-        return {name: _array(value, specs[name], name) for name, value in inputs.items()}, "columnar"
-    instances = body["instances"]
-    if not isinstance(instances, list) or not instances:
-        raise invalid_argument("'instances' must be a non-empty list")
-    if len(specs) == 1 and not all(isinstance(item, dict) and set(item) == set(specs) for item in instances):
-        instances = [{next(iter(specs)): item} for item in instances]
-    tensors = {}
-    for index, item in enumerate(instances):
-        if not isinstance(item, dict):
-            raise invalid_argument(f"Expecting object but got {type(item).__name__} at item {index} of 'instances'")
-        missing = sorted(set(specs) - set(item))
-        if missing:
-            raise invalid_argument(f"Missing named input: {missing[0]} in 'instances' list item {index}")
-    for name in set().union(*instances):
-        if name not in specs:
-            raise invalid_argument(f"JSON object: does not have named input: {name}")
-        rows = [_array(item[name], specs[name], name) for item in instances]
-        if len({row.shape for row in rows}) > 1:
-            raise invalid_argument(f"input '{name}': the instances have different shapes "
-                                   f"{sorted({row.shape for row in rows})}")
-        tensors[name] = np.stack(rows)
-    return tensors, "row"
-
-
-def _jsonable(name: str, value: np.ndarray):
-    if value.dtype != object:
-        return value.tolist()
-    as_bytes = name.endswith("_bytes")
-    encode = ((lambda item: {"b64": base64.b64encode(item).decode("ascii")}) if as_bytes
-              else (lambda item: item.decode("utf-8", "surrogateescape")))
-    if value.ndim == 0:
-        return encode(value.item())
-    flat = np.empty(value.size, dtype=object)
-    flat[:] = [encode(item) for item in value.reshape(-1)]
-    return flat.reshape(value.shape).tolist()
-
-
-def response_json(outputs: dict, layout: str) -> bytes:
-    if layout == "row":
-        sizes = {value.shape[0] if value.ndim else None for value in outputs.values()}
-        if len(sizes) != 1 or None in sizes:
-            raise invalid_argument(f"outputs disagree on the batch size ({sorted(map(str, sizes))}); "
-                                   "use the columnar 'inputs' format")
-        columns = {name: _jsonable(name, value) for name, value in outputs.items()}
-        rows = [{name: column[i] for name, column in columns.items()} for i in range(sizes.pop())]
-        body = {"predictions": rows if len(outputs) > 1 else [row[next(iter(outputs))] for row in rows]}
-    else:
-        columns = {name: _jsonable(name, value) for name, value in outputs.items()}
-        body = {"outputs": columns if len(outputs) > 1 else next(iter(columns.values()))}
-    # Raw (non-"_bytes") strings go out byte for byte, as TF Serving's rapidjson writer does.
-    return json.dumps(body, ensure_ascii=False).encode("utf-8", "surrogateescape")
 
 
 def _proto_json(message) -> dict:
@@ -135,38 +42,25 @@ def _proto_json(message) -> dict:
                                      always_print_fields_with_no_presence=True)
 
 
-class RestHandler(BaseHTTPRequestHandler):
-    manager: ModelManager  # set by make_rest_server
-    max_body_bytes: int
+class RestApi:
+    """What the REST handler answers, without HTTP: (status code, JSON body) for a method, path and body."""
 
-    def log_message(self, format, *args):  # http.server logs every request to stderr otherwise
-        log.debug("rest: " + format, *args)
+    def __init__(self, manager: ModelManager):
+        self.manager = manager
 
-    def do_GET(self):
-        self._answer("GET")
-
-    def do_POST(self):
-        self._answer("POST")
-
-    def _answer(self, method: str) -> None:
+    def answer(self, method: str, path: str, body: bytes) -> tuple[int, bytes]:
         try:
-            body = self._handle(method)
-            status = 200
+            return 200, self._handle(method, path, body)
         except Exception as error:
-            failure = error if isinstance(error, ServingError) else from_exception(error)
+            failure = from_exception(error)
             if not isinstance(error, ServingError):
-                log.exception("rest: %s %s failed", method, self.path)
-            body, status = json.dumps({"error": failure.message}).encode(), failure.http_status
-        self.send_response(status)
-        self.send_header("Content-Type", "application/json")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
+                log.exception("rest: %s %s failed", method, path)
+            return failure.http_status, json.dumps({"error": failure.message}).encode()
 
-    def _handle(self, method: str) -> bytes:
-        match = PATH.fullmatch(self.path.split("?")[0])
+    def _handle(self, method: str, path: str, body: bytes) -> bytes:
+        match = PATH.fullmatch(path)
         if not match or not match.group(1):
-            raise invalid_argument(f"Malformed request: {method} {self.path}")
+            raise invalid_argument(f"Malformed request: {method} {path}")
         name, number, label, verb, metadata = match.groups()
         number = int(number) if number else None
         if method == "GET" and not verb:
@@ -176,25 +70,28 @@ class RestHandler(BaseHTTPRequestHandler):
                 model_version_status=self.manager.status(name, number, label))
             return json.dumps(_proto_json(response), indent=1).encode()
         if method == "POST" and verb == "predict" and not metadata:
-            return self._predict(name, number, label)
+            return self._predict(name, number, label, body)
         if method == "POST" and verb in ("classify", "regress") and not metadata:
             raise ServingError(grpc.StatusCode.UNIMPLEMENTED, f"{verb} is not served; use predict")
-        raise invalid_argument(f"Malformed request: {method} {self.path}")
+        raise invalid_argument(f"Malformed request: {method} {path}")
 
-    def _predict(self, name, number, label) -> bytes:
-        length = int(self.headers.get("Content-Length") or 0)
-        if length > self.max_body_bytes:
-            raise invalid_argument(f"request body is {length} bytes, more than the server's limit of "
-                                   f"{self.max_body_bytes}")
+    def _predict(self, name, number, label, data: bytes) -> bytes:
         try:
-            body = json.loads(self.rfile.read(length).decode("utf-8", "surrogateescape"))
+            body = json.loads(data.decode("utf-8", "surrogateescape"))
         except ValueError as error:
             raise invalid_argument(f"JSON Parse error: {error}") from None
         if not isinstance(body, dict):
-            raise invalid_argument("the request body must be a JSON object")
+            raise invalid_argument(f"JSON Value: {json.dumps(body)[:256]} Is not object")
         with self.manager.version(name, number, label) as version:
-            signature = version.signature(body.get("signature_name", ""))
-            inputs, layout = request_tensors(body, signature)
+            signature_name = body.get("signature_name", "")
+            if not isinstance(signature_name, str):
+                raise invalid_argument(f"JSON Value: {json.dumps(signature_name)[:256]} not formatted correctly. "
+                                       "'signature_name' key must be a string value.")
+            signature_name = signature_name or DEFAULT_SIGNATURE
+            if signature_name not in version.signatures:  # http_rest_api_handler.cc GetInfoMap
+                raise invalid_argument(f"Serving signature name: \"{signature_name}\" not found in signature def")
+            signature = version.signature(signature_name)
+            inputs, layout = request_tensors(body, signature.inputs)
             outputs = signature(inputs)
         return response_json(outputs, layout)
 
@@ -208,10 +105,99 @@ class RestHandler(BaseHTTPRequestHandler):
         return json.dumps(body, indent=1).encode()
 
 
-def make_rest_server(port: int, manager: ModelManager, max_request_bytes: int) -> ThreadingHTTPServer:
-    handler = type("Handler", (RestHandler,), {"manager": manager,
-                                               # base64 and JSON around the tensors
-                                               "max_body_bytes": 2 * max_request_bytes + (1 << 20)})
-    server = ThreadingHTTPServer(("0.0.0.0", port), handler)
-    server.daemon_threads = False  # server_close() waits for the requests in flight
-    return server
+class _ApiHandler(tornado.web.RequestHandler):
+    """Any method on a /v1/ path: the answer is computed on a worker thread, off the event loop."""
+
+    def initialize(self, server: "RestServer"):
+        self.server = server
+
+    def compute_etag(self):  # no ETag / 304: TF Serving answers every GET in full
+        return None
+
+    async def _respond(self) -> None:
+        self.server.enter()
+        try:
+            if self.server.draining:
+                status, body = 503, json.dumps({"error": "the server is shutting down"}).encode()
+                self.set_header("Connection", "close")
+            else:
+                status, body = await asyncio.get_running_loop().run_in_executor(
+                    self.server.executor, self.server.api.answer, self.request.method, self.request.path,
+                    self.request.body)
+            self.set_status(status)
+            self.set_header("Content-Type", "application/json")
+            await self.finish(body)
+        except tornado.iostream.StreamClosedError:
+            pass  # the client went away; nothing to answer
+        finally:
+            self.server.leave()
+
+    get = post = put = delete = patch = _respond
+
+
+class _NotFoundHandler(tornado.web.RequestHandler):
+    def prepare(self):
+        self.set_status(404)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps({"error": f"Not Found: {self.request.path}"}))
+
+
+class RestServer:
+    """TF Serving's REST API on a tornado HTTPServer, with its event loop on its own thread."""
+
+    def __init__(self, host: str, port: int, manager: ModelManager, max_request_bytes: int,
+                 read_timeout: float, workers: int = 32):
+        self.api = RestApi(manager)
+        self.executor = futures.ThreadPoolExecutor(workers, thread_name_prefix="rest")
+        self.draining = False
+        self._in_flight = 0
+        self._idle = threading.Condition()
+        self._sockets = tornado.netutil.bind_sockets(port, address=host or None)  # fails here, not later
+        self._limit = max_message_bytes(max_request_bytes)
+        self._read_timeout = read_timeout
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._run, name="rest")
+        self._started = threading.Event()
+        self._http = None
+
+    def enter(self) -> None:
+        with self._idle:
+            self._in_flight += 1
+
+    def leave(self) -> None:
+        with self._idle:
+            self._in_flight -= 1
+            self._idle.notify_all()
+
+    def _run(self) -> None:
+        asyncio.set_event_loop(self._loop)
+        app = tornado.web.Application([(API_PATHS, _ApiHandler, {"server": self})],
+                                      default_handler_class=_NotFoundHandler,
+                                      log_function=lambda handler: log.debug(
+                                          "rest: %d %s %s", handler.get_status(), handler.request.method,
+                                          handler.request.uri))
+        self._http = tornado.httpserver.HTTPServer(
+            app, idle_connection_timeout=self._read_timeout,  # also the time allowed for the headers
+            body_timeout=self._read_timeout, max_body_size=self._limit, max_buffer_size=self._limit + (1 << 20))
+        self._http.add_sockets(self._sockets)
+        self._started.set()
+        self._loop.run_forever()
+        self._loop.close()
+
+    def start(self) -> None:
+        self._thread.start()
+        self._started.wait()
+
+    def stop(self, grace_seconds: float) -> None:
+        """Stop listening, let the requests in flight finish (up to the grace), close every connection."""
+        async def stop_listening():
+            self.draining = True
+            self._http.stop()
+
+        asyncio.run_coroutine_threadsafe(stop_listening(), self._loop).result()
+        with self._idle:
+            self._idle.wait_for(lambda: self._in_flight == 0, timeout=grace_seconds)
+        asyncio.run_coroutine_threadsafe(self._http.close_all_connections(), self._loop).result()
+        self._loop.call_soon_threadsafe(self._loop.stop)
+        self._thread.join()
+        self.executor.shutdown()

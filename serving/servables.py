@@ -13,6 +13,7 @@ import threading
 from pathlib import Path
 from typing import Iterator
 
+import grpc
 import numpy as np
 import tensorflow as tf
 from tensorflow.core.protobuf import saved_model_pb2
@@ -26,8 +27,16 @@ log = logging.getLogger("viton-tf.serve")
 Tensors = dict[str, np.ndarray]
 State = get_model_status_pb2.ModelVersionStatus.State
 DEFAULT_SIGNATURE = "serving_default"
+# TF Serving's warm-up file, inside a version folder. export/export.py still has its own copy of
+# this path (export/ is not serving's to change): it should import this one.
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # tensorflow_serving/servables/tensorflow/saved_model_warmup_util.cc
+
+
+def max_message_bytes(max_request_bytes: int) -> int:
+    """The largest REST body or gRPC message read at all: the tensors' own limit (checked per input, so the
+    error names it) plus room for base64 and JSON around them; anything larger is refused unread."""
+    return 2 * max_request_bytes + (1 << 20)
 
 
 def _nbytes(value: np.ndarray) -> int:
@@ -173,9 +182,8 @@ class Version:
 
     def signature(self, name: str) -> Signature:
         name = name or DEFAULT_SIGNATURE
-        if name not in self.signatures:
-            raise invalid_argument(f"Serving signature name: \"{name}\" not found in signature def "
-                                   f"(model {self.model} version {self.number} has {sorted(self.signatures)})")
+        if name not in self.signatures:  # predict_util.cc RunPredict
+            raise ServingError(grpc.StatusCode.FAILED_PRECONDITION, f"Serving signature key \"{name}\" not found.")
         return self.signatures[name]
 
     def acquire(self) -> None:
@@ -218,7 +226,8 @@ def _stamp(path: Path) -> float:
         return path.stat().st_mtime if path.exists() else 0.0
 
 
-def _version_folders(base_path: Path) -> dict[int, Path]:
+def version_folders(base_path: Path) -> dict[int, Path]:
+    """A model base path's version folders by number: integer names only, as TF Serving reads them."""
     try:
         entries = list(base_path.iterdir())
     except OSError:
@@ -252,7 +261,7 @@ class ModelManager:
     def reconcile(self) -> None:
         for name, config in self._configs.items():
             base_path = Path(config.base_path)
-            on_disk = _version_folders(base_path)
+            on_disk = version_folders(base_path)
             wanted = _wanted(config, on_disk)
             known = self._versions[name]
             for number in sorted(wanted):

@@ -22,12 +22,11 @@ from tensorflow_serving.apis import (  # noqa: E402
     prediction_service_pb2_grpc)
 
 from serving.config import read_batching_config, read_model_config  # noqa: E402
-from serving.rest import make_rest_server  # noqa: E402
-from serving.servables import ModelManager, tensors_from_protos  # noqa: E402
+from serving.rest import RestServer  # noqa: E402
+from serving.servables import ModelManager, max_message_bytes, tensors_from_protos  # noqa: E402
 from serving.status import from_exception, invalid_argument  # noqa: E402
 
 log = logging.getLogger("viton-tf.serve")
-MAX_MESSAGE_BYTES = 2**31 - 1  # TF Serving lifts gRPC's 4 MiB limit too; our own limit names the input
 SHUTDOWN_GRACE_SECONDS = 120
 
 
@@ -102,6 +101,10 @@ class ModelService(model_service_pb2_grpc.ModelServiceServicer):
         return _answer(context, handle)
 
 
+def _grpc_host(host: str) -> str:
+    return f"[{host}]" if ":" in host else host  # an IPv6 address in brackets
+
+
 def _poll(manager: ModelManager, seconds: float, stop: threading.Event) -> None:
     while not stop.wait(seconds):
         try:
@@ -118,36 +121,37 @@ def run_server(args) -> int:
     except ValueError as error:
         print(f"viton-tf serve: error: {error}", file=sys.stderr)
         return 2
-    max_request_bytes = getattr(args, "max_request_bytes", None) or 16 * 1024 * 1024
-
     stop = threading.Event()
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stop.set())
 
-    manager = ModelManager(configs, batching, max_request_bytes)
+    manager = ModelManager(configs, batching, args.max_request_bytes)
     manager.reconcile()  # like tensorflow_model_server: load first, then open the ports
 
+    # TF Serving lifts gRPC's 4 MiB limit to 2 GiB; here a message past the request limit's margin is refused
+    # (RESOURCE_EXHAUSTED) before it is read, and one within it gets INVALID_ARGUMENT naming its largest input.
     grpc_server = grpc.server(futures.ThreadPoolExecutor(max_workers=32), options=[
-        ("grpc.max_receive_message_length", MAX_MESSAGE_BYTES),
-        ("grpc.max_send_message_length", MAX_MESSAGE_BYTES)])
+        ("grpc.max_receive_message_length", max_message_bytes(args.max_request_bytes)),
+        ("grpc.max_send_message_length", 2**31 - 1)])
     prediction_service_pb2_grpc.add_PredictionServiceServicer_to_server(PredictionService(manager), grpc_server)
     model_service_pb2_grpc.add_ModelServiceServicer_to_server(ModelService(manager), grpc_server)
     rest_server = None
     try:
-        grpc_server.add_insecure_port(f"0.0.0.0:{args.grpc_port}")
+        grpc_server.add_insecure_port(f"{_grpc_host(args.host)}:{args.grpc_port}")
         if args.rest_port is not None:
-            rest_server = make_rest_server(args.rest_port, manager, max_request_bytes)
+            rest_server = RestServer(args.host, args.rest_port, manager, args.max_request_bytes,
+                                     args.rest_read_timeout)
     except (OSError, RuntimeError) as error:
         print(f"viton-tf serve: error: cannot listen on the gRPC/REST port: {error}", file=sys.stderr)
         manager.close()
         return 2
     grpc_server.start()
     threads = [threading.Thread(target=_poll, args=(manager, args.poll_seconds, stop), name="poll")]
-    if rest_server is not None:
-        threads.append(threading.Thread(target=rest_server.serve_forever, name="rest"))
     for thread in threads:
         thread.start()
-    log.info("serving gRPC on port %d%s; models: %s", args.grpc_port,
+    if rest_server is not None:
+        rest_server.start()
+    log.info("serving gRPC on %s port %d%s; models: %s", args.host, args.grpc_port,
              f", REST on port {args.rest_port}" if rest_server else "", ", ".join(c.name for c in configs))
 
     while not stop.wait(0.5):
@@ -155,8 +159,7 @@ def run_server(args) -> int:
     log.info("shutting down: finishing the requests in flight")
     grpc_done = grpc_server.stop(SHUTDOWN_GRACE_SECONDS)  # refuses new RPCs at once
     if rest_server is not None:
-        rest_server.shutdown()
-        rest_server.server_close()  # joins the request threads
+        rest_server.stop(SHUTDOWN_GRACE_SECONDS)  # and closes idle connections
     grpc_done.wait()
     for thread in threads:
         thread.join()

@@ -4,14 +4,19 @@ model's serving signature (for the serving tests and benchmarks before a real ex
 Same input names, dtypes and shapes as viton_tf.tryon's `serving_default`; the work is
 trivial but batched, and extra outputs let tests see what the server did:
 `version` (which version answered), `calls` (a counter, so warm-up replays show),
-`batch_size` (the batch the signature ran on) and `keypoint_sum` (which request a row is).
+`batch_size` (the batch the signature ran on), `keypoint_sum` (which request a row is) and
+`person_magic` (a string output not named `*_bytes`, which TF Serving's REST writes as raw text).
+The PNG output is `tryon_png_bytes`: TF Serving's REST base64-encodes a string output only when
+its name ends in `_bytes`.
 Keypoint 17's confidence above 1 makes the call sleep that many seconds minus one.
 """
 from __future__ import annotations
 
+import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 from pathlib import Path
 
@@ -21,6 +26,8 @@ import tensorflow as tf
 from tensorflow.python.data.experimental.ops import testing as data_testing
 from tensorflow_serving.apis import (get_model_status_pb2, model_service_pb2_grpc, predict_pb2, prediction_log_pb2,
                                      prediction_service_pb2_grpc)
+
+from serving.servables import WARMUP_FILE
 
 REPO = Path(__file__).resolve().parents[1]
 AVAILABLE = get_model_status_pb2.ModelVersionStatus.State.AVAILABLE
@@ -61,7 +68,8 @@ class ToyTryOn(tf.Module):
         tryon = tf.image.convert_image_dtype((person + cloth) / 2, tf.uint8, saturate=True)
         batch = tf.shape(keypoints)[0]
         return {
-            "tryon_png": tf.map_fn(tf.io.encode_png, tryon, fn_output_signature=tf.string),
+            "tryon_png_bytes": tf.map_fn(tf.io.encode_png, tryon, fn_output_signature=tf.string),
+            "person_magic": tf.strings.substr(person_image, 1, 3),  # a text output: "PNG" for a PNG
             "warped_cloth": cloth * 2 - 1,
             "composition_mask": parse,
             "keypoint_sum": tf.reduce_sum(keypoints, axis=[1, 2]),
@@ -89,8 +97,8 @@ def write_toy_model(path: Path, version: int, warmup_requests: int = 3) -> Path:
     module = ToyTryOn(version)
     tf.saved_model.save(module, str(path), signatures={"serving_default": module.serve})
     if warmup_requests:
-        (Path(path) / "assets.extra").mkdir(parents=True, exist_ok=True)
-        with tf.io.TFRecordWriter(str(Path(path) / "assets.extra" / "tf_serving_warmup_requests")) as writer:
+        (Path(path) / WARMUP_FILE).parent.mkdir(parents=True, exist_ok=True)
+        with tf.io.TFRecordWriter(str(Path(path) / WARMUP_FILE)) as writer:
             for _ in range(warmup_requests):
                 request = predict_pb2.PredictRequest()
                 request.model_spec.signature_name = "serving_default"
@@ -112,16 +120,19 @@ class Server:
 
     def __init__(self, config: Path, log: Path, extra_args: list[str] = ()):
         self.grpc_port, self.rest_port = _free_port(), _free_port()
-        command = [str(REPO / ".venv/bin/viton-tf"), "serve", "--model-config", str(config),
+        command = [sys.executable, "-m", "viton_tf.cli", "serve", "--model-config", str(config),
                    "--grpc-port", str(self.grpc_port), "--rest-port", str(self.rest_port),
                    "--poll-seconds", "0.2", *extra_args]
         self.log = log
-        self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO)
-        self.channel = grpc.insecure_channel(f"localhost:{self.grpc_port}")
+        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(REPO), os.environ.get("PYTHONPATH")])))
+        self.process = subprocess.Popen(command, stdout=log.open("w"), stderr=subprocess.STDOUT, cwd=REPO, env=env)
+        self.channel = grpc.insecure_channel(f"127.0.0.1:{self.grpc_port}")
         self.predictions = prediction_service_pb2_grpc.PredictionServiceStub(self.channel)
         self.models = model_service_pb2_grpc.ModelServiceStub(self.channel)
 
-    def wait_ready(self, model: str, timeout: float = 120) -> None:
+    def wait_ready(self, model: str, timeout: float = 600) -> None:
+        """Until MODEL is AVAILABLE; the bound is for a hung server (TF's import alone takes minutes on a busy
+        machine), a server that exits fails at once."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             assert self.process.poll() is None, f"server exited: {self.log.read_text()[-2000:]}"
@@ -150,7 +161,12 @@ class Server:
         return {name: tf.make_ndarray(proto) for name, proto in response.outputs.items()}
 
     def stop(self) -> int:
+        """SIGTERM, then SIGKILL (by pid) if it has not exited within a minute."""
+        self.channel.close()
         if self.process.poll() is None:
             self.process.send_signal(signal.SIGTERM)
-        self.channel.close()
-        return self.process.wait(timeout=60)
+        try:
+            return self.process.wait(timeout=60)
+        except subprocess.TimeoutExpired:
+            self.process.kill()
+            return self.process.wait()

@@ -37,6 +37,16 @@ def _positive_int(value: str) -> int:
     return number
 
 
+def _positive_float(value: str) -> float:
+    try:
+        number = float(value)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number: {value!r}") from None
+    if not number > 0:
+        raise argparse.ArgumentTypeError(f"must be positive, got {number}")
+    return number
+
+
 def _multiple_of_16(value: str) -> int:
     number = _positive_int(value)
     if number % 16:
@@ -122,9 +132,33 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _client(args: argparse.Namespace) -> int:
+    """Prepare the request here (the library's pose and parsing, when not given), send it with serving/."""
+    import shutil
+    import tempfile
+
+    import numpy as np
+
     from serving.client import run_client
 
-    return run_client(args)
+    if (args.parse is None) != (args.keypoints is None):
+        raise UserError("--parse and --keypoints go together: give both (a prepared photo) "
+                        "or neither (the person photo is prepared here, as `viton-tf prepare` does)")
+    if args.parse is None:
+        from export.tryon import prepared_request
+        from viton_tf.config import HEIGHT, WIDTH
+
+        work = Path(tempfile.mkdtemp(prefix="viton-client-"))
+        try:
+            inputs = prepared_request(args.person, args.cloth, HEIGHT, WIDTH, work)
+        finally:
+            shutil.rmtree(work, ignore_errors=True)
+    else:
+        from viton_tf.data.readers import read_keypoints_json  # the most confident person
+
+        inputs = {name: np.array([path.read_bytes()], dtype=object) for name, path in
+                  (("person_image", args.person), ("cloth_image", args.cloth), ("parse_image", args.parse))}
+        inputs["keypoints"] = read_keypoints_json(args.keypoints)[None]
+    return run_client(args, inputs)
 
 
 def _evaluate(args: argparse.Namespace) -> int:
@@ -240,6 +274,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--model-config", type=_existing_file, required=True, help="TF Serving model_config_list")
     p.add_argument("--grpc-port", type=int, required=True)
     p.add_argument("--rest-port", type=int, default=None)
+    p.add_argument("--host", default="0.0.0.0",
+                   help="address to listen on (default: every IPv4 interface, as TF Serving's gRPC port; "
+                        "127.0.0.1: this machine only)")
+    p.add_argument("--rest-read-timeout", type=_positive_float, default=30.0, metavar="SECONDS",
+                   help="REST: close a connection idle this long, or whose headers or body take longer to arrive")
     p.add_argument("--batching-config", type=_existing_file, default=None)
     p.add_argument("--poll-seconds", type=float, default=1.0, help="how often the base paths are rescanned")
     p.add_argument("--max-request-bytes", type=_positive_int, default=None,
@@ -250,8 +289,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--server", required=True, help="HOST:PORT")
     p.add_argument("--person", type=_existing_file, required=True)
     p.add_argument("--cloth", type=_existing_file, required=True)
-    p.add_argument("--keypoints", type=_existing_file, required=True, help="OpenPose JSON (BODY_25 or COCO-18)")
-    p.add_argument("--parse", type=_existing_file, required=True, help="LIP parsing PNG")
+    p.add_argument("--keypoints", type=_existing_file, default=None,
+                   help="OpenPose JSON (BODY_25 or COCO-18) of a prepared photo; without it and --parse, "
+                        "the person photo is prepared here (pose and parsing, as `viton-tf prepare`)")
+    p.add_argument("--parse", type=_existing_file, default=None, help="LIP parsing PNG of a prepared photo")
     p.add_argument("--out", type=Path, required=True, help="try-on PNG")
     p.add_argument("--model", default="viton")
     p.add_argument("--version", type=_positive_int, default=None)
