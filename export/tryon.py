@@ -37,6 +37,19 @@ def describe_training(config: Path) -> str:
     return "; ".join(stages) or "no training recorded"
 
 
+def request_from_files(person: Path, cloth: Path, parse: Path, keypoints: Path) -> dict:
+    """serving_default's inputs (batch of one) from a prepared photo's files: the three images' bytes and the
+    keypoints JSON (OpenPose BODY_25 or COCO-18; the most confident person), in pixels of the person photo."""
+    import numpy as np
+
+    from viton_tf.data.readers import read_keypoints_json
+
+    inputs = {name: np.array([Path(path).read_bytes()], dtype=object)
+              for name, path in (("person_image", person), ("cloth_image", cloth), ("parse_image", parse))}
+    inputs["keypoints"] = read_keypoints_json(keypoints)[None]
+    return inputs
+
+
 def prepared_request(person: Path, cloth: Path, height: int, width: int, work: Path,
                      full_resolution: bool = False) -> dict:
     """Prepare both photos into WORK and return the serving_default inputs (batch of one); with

@@ -61,7 +61,7 @@ def test_export_writes_a_tf_serving_version(exported, trained_run):
 
 
 def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic_world, tmp_path):
-    from serving.client import predict_grpc, run_client
+    from serving.client import predict_grpc, predict_rest, run_client
     from serving_toy import Server
 
     inputs, files = _pair_inputs(synthetic_world, 1)  # not the warm-up pair
@@ -77,12 +77,15 @@ def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic
         np.testing.assert_allclose(served["warped_cloth"], local["warped_cloth"].numpy(), atol=1e-4)
         np.testing.assert_allclose(served["composition_mask"], local["composition_mask"].numpy(), atol=1e-4)
         local_png = tf.io.decode_png(local["tryon_png_bytes"][0]).numpy().astype(int)
-        assert np.abs(tf.io.decode_png(served["tryon_png_bytes"][0]).numpy() - local_png).max() <= 1
+        # The PNG bytes over gRPC and over REST (base64, TF Serving's "_bytes" rule) are the in-process bytes.
+        over_rest = predict_rest(f"localhost:{server.rest_port}", inputs, "viton")
+        assert bytes(served["tryon_png_bytes"][0]) == bytes(over_rest["tryon_png_bytes"][0]) \
+            == local["tryon_png_bytes"].numpy()[0]
         # The CLI client with the pair's OpenPose BODY_25 file gives the same readable PNG.
         args = argparse.Namespace(server=f"localhost:{server.grpc_port}", person=files["person"],
                                   cloth=files["cloth"], parse=files["parsing"], keypoints=files["keypoints"],
                                   out=tmp_path / "tryon.png", model="viton", version=None, rest=False)
-        assert run_client(args) == 0
+        assert run_client(args, inputs) == 0
         written = tf.io.decode_png((tmp_path / "tryon.png").read_bytes()).numpy()
         assert written.shape == (64, 48, 3) and np.abs(written - local_png).max() <= 1
         assert "viton:1: available (4 warm-up requests replayed)" in server.log.read_text()

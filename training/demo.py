@@ -195,11 +195,12 @@ def _decode_png(data: bytes) -> np.ndarray:
 def try_on(server: Server, split: Path, photo: Path, person: str, cloth: str, kind: str, out: Path) -> dict:
     """The real-photo models on one prepared real pair, the person's own photo sent at its full size
     (keypoints scaled to it); every panel saved as a PNG under `out`, the layout result also at full size."""
-    from serving.client import build_inputs, predict_grpc
+    from export.tryon import request_from_files
+    from serving.client import predict_grpc
 
     out.mkdir(parents=True, exist_ok=True)
     keypoints_file = split / "openpose_json" / f"{person}_keypoints.json"
-    inputs = build_inputs(split / "image" / f"{person}.jpg", split / "cloth" / f"{cloth}.jpg",
+    inputs = request_from_files(split / "image" / f"{person}.jpg", split / "cloth" / f"{cloth}.jpg",
                           split / "image-parse-v3" / f"{person}.png", keypoints_file)
     small = cv2.imread(str(split / "image" / f"{person}.jpg"))
     full = cv2.imread(str(photo))
@@ -237,11 +238,12 @@ def try_on(server: Server, split: Path, photo: Path, person: str, cloth: str, ki
 
 def try_on_synthetic(server: Server, data: Path, person: str, cloth: str, out: Path) -> dict:
     """Every served model on one unpaired synthetic test pair, beside the world's true image of it."""
-    from serving.client import build_inputs, predict_grpc
+    from export.tryon import request_from_files
+    from serving.client import predict_grpc
 
     out.mkdir(parents=True, exist_ok=True)
     split = data / "test"
-    inputs = build_inputs(split / "image" / f"{person}.jpg", split / "cloth" / f"{cloth}.jpg",
+    inputs = request_from_files(split / "image" / f"{person}.jpg", split / "cloth" / f"{cloth}.jpg",
                           split / "image-parse-v3" / f"{person}.png",
                           split / "openpose_json" / f"{person}_keypoints.json")
     read = lambda path: cv2.cvtColor(cv2.imread(str(path)), cv2.COLOR_BGR2RGB)

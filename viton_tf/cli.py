@@ -136,28 +136,24 @@ def _client(args: argparse.Namespace) -> int:
     import shutil
     import tempfile
 
-    import numpy as np
-
     from serving.client import run_client
 
     if (args.parse is None) != (args.keypoints is None):
         raise UserError("--parse and --keypoints go together: give both (a prepared photo) "
                         "or neither (the person photo is prepared here, as `viton-tf prepare` does)")
-    if args.parse is None:
+    if args.parse is None:  # the photo goes at its own size: the model resizes it, the layout answers at it
         from export.tryon import prepared_request
         from viton_tf.config import HEIGHT, WIDTH
 
         work = Path(tempfile.mkdtemp(prefix="viton-client-"))
         try:
-            inputs = prepared_request(args.person, args.cloth, HEIGHT, WIDTH, work)
+            inputs = prepared_request(args.person, args.cloth, HEIGHT, WIDTH, work, full_resolution=True)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     else:
-        from viton_tf.data.readers import read_keypoints_json  # the most confident person
+        from export.tryon import request_from_files
 
-        inputs = {name: np.array([path.read_bytes()], dtype=object) for name, path in
-                  (("person_image", args.person), ("cloth_image", args.cloth), ("parse_image", args.parse))}
-        inputs["keypoints"] = read_keypoints_json(args.keypoints)[None]
+        inputs = request_from_files(args.person, args.cloth, args.parse, args.keypoints)
     return run_client(args, inputs)
 
 
