@@ -71,7 +71,7 @@ def figure(data: str, out: str, count: int = 4) -> None:
     import cv2
 
     from viton_tf.config import WarpConfig
-    from viton_tf.warp.evaluate import _compiled_warp, _reference, bbox_affine_warp, load_pairs, opencv_warp
+    from training.warp_eval import _compiled_warp, _reference, bbox_affine_warp, load_pairs, opencv_warp
 
     examples, _, height, width = load_pairs(data, "test")
     config = WarpConfig()
@@ -110,7 +110,7 @@ def main() -> None:
     parser.add_argument("--skip-eval", action="store_true")
     args = parser.parse_args()
 
-    from viton_tf.warp.evaluate import evaluate_warp, load_pairs
+    from training.warp_eval import evaluate_warp, load_pairs
 
     examples, _, height, width = load_pairs(args.data, "test")
     report = {"data": args.data, "height": height, "width": width, "pairs": len(examples),

@@ -1,8 +1,6 @@
 """Shape-context matching and the TPS warp it drives (64x48 masks)."""
 from __future__ import annotations
 
-import json
-
 import cv2
 import numpy as np
 import pytest
@@ -131,25 +129,6 @@ def test_gradients_flow_through_sinkhorn_and_the_warp():
     cloth_gradient, point_gradient = tape.gradient(loss, [cloth, points])
     assert np.abs(cloth_gradient.numpy()).sum() > 0
     assert np.isfinite(point_gradient.numpy()).all()
-
-
-def test_warp_eval_writes_its_report(synthetic_world, tmp_path, capsys):
-    from viton_tf.cli import main
-
-    out = tmp_path / "warp.json"
-    assert main(["warp-eval", "--data", str(synthetic_world), "--out", str(out), "--matcher", "sinkhorn",
-                 "--set", "warp.sinkhorn_iterations=12"]) == 0
-    report = json.loads(out.read_text())
-    for key in ("median_iou", "mean_iou", "ssim_in_garment", "ms_per_pair"):
-        assert np.isfinite(report[key]), key
-        assert np.isfinite(report["bbox_affine"][key]), key
-    assert report["pairs"] == 4 and (report["height"], report["width"]) == (64, 48) and report["occluders"]
-    assert report["warp_config"]["sinkhorn_iterations"] == 12 and report["warp_config"]["control_grid"] == 10
-    assert main(["warp-eval", "--data", str(synthetic_world), "--out", str(out), "--set", "warp.grid=4"]) == 2
-    assert "warp.grid: no such field" in capsys.readouterr().err
-    assert 0.5 < report["median_iou"] <= 1.0
-    assert set(report["neck_label"]) >= {"detection_rate", "false_positive_rate"}
-    assert "iou_gain" in report["collar"]
 
 
 def test_degenerate_masks_give_the_identity_warp_instead_of_a_singular_solve():

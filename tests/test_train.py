@@ -123,7 +123,8 @@ def test_stage2_needs_stage1_weights(synthetic_world, tmp_path, capsys):
 
 
 def test_user_errors_name_what_is_wrong(synthetic_world, tmp_path):
-    from training.train import SECTIONS, run_training
+    from training.fit import run_training
+    from training.train import SECTIONS
     from viton_tf.config import parse_overrides
 
     sections = SECTIONS + ("train",)

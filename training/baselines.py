@@ -254,6 +254,4 @@ def build_encoder_decoder(job):
     return build_viton(dataclasses.replace(job, config=dataclasses.replace(job.config, stage=1)))
 
 
-# Merged into training.train.METHODS; None = nothing to learn (the run folder only records its config).
-METHODS = {"prgan": build_prgan, "cagan": build_cagan, "crn": build_crn,
-           "encoder_decoder": build_encoder_decoder, "nonparametric": None}
+from viton_tf.methods import METHODS  # noqa: E402 (the one table of methods; training/fit.py maps them to builders)

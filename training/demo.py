@@ -22,12 +22,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from viton_tf import methods
+
 REPO = Path(__file__).resolve().parents[1]
 # OpenPose COCO-18 limbs, as joint index pairs (see config.COCO18).
 SKELETON = ((1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
             (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
 TILE = (256, 192)  # every panel is shown at this size, whatever the data's
-MODELS = ("viton", "nonparametric")
+MODELS = methods.EXPORTABLE  # each is exported, served and tried on
 
 
 @dataclasses.dataclass(frozen=True)

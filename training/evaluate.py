@@ -14,13 +14,13 @@ from pathlib import Path
 
 import numpy as np
 
+from viton_tf import methods
 from viton_tf.errors import UserError
 
 NO_WEIGHTS = "n/a (no weights)"
 # Method order of the paper's Table 1, then VITON itself.
-METHODS = ("prgan", "cagan", "crn", "encoder_decoder", "nonparametric", "viton")
-TITLES = {"prgan": "PRGAN", "cagan": "CAGAN", "crn": "CRN", "encoder_decoder": "Encoder-Decoder",
-          "nonparametric": "Non-parametric", "viton": "VITON"}
+METHODS = methods.NAMES
+TITLES = {name: method.title for name, method in methods.METHODS.items()}
 # VITON paper (Han et al., CVPR 2018), Table 1, Inception Score on the Zalando test set.
 PAPER_IS = {"prgan": 2.688, "cagan": 2.981, "crn": 2.449, "encoder_decoder": 2.653, "nonparametric": 3.070,
             "viton": 2.514}

@@ -10,6 +10,7 @@ import os
 import sys
 from pathlib import Path
 
+from viton_tf import methods
 from viton_tf.errors import UserError
 
 
@@ -89,13 +90,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.train import run_training
+    from training.fit import run_training
 
     return run_training(args)
 
 
 def _warp_eval(args: argparse.Namespace) -> int:
-    from viton_tf.warp.evaluate import run_warp_eval
+    from training.warp_eval import run_warp_eval
 
     return run_warp_eval(args)
 
@@ -128,9 +129,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from viton_tf.prepare import run_prepare
+    from export.prepare import run_prepare
 
     return run_prepare(args)
+
+
+def _assets(args: argparse.Namespace) -> int:
+    from viton_tf.assets import ensure_assets
+
+    ensure_assets(quiet=args.quiet)
+    return 0
 
 
 def _tryon(args: argparse.Namespace) -> int:
@@ -170,8 +178,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit")
     p.add_argument("--stage", type=int, choices=(1, 2), default=None, help="VITON stage (with --method viton)")
-    p.add_argument("--method", default="viton",
-                   choices=("viton", "encoder_decoder", "nonparametric", "prgan", "cagan", "crn"))
+    p.add_argument("--method", default="viton", choices=methods.NAMES)
     p.add_argument("--data", type=_existing_dir, required=True, help="dataset folder (VITON-HD layout)")
     p.add_argument("--out", type=Path, required=True, help="run folder (config, checkpoints, logs)")
     p.add_argument("--steps", type=_positive_int, default=1000)
@@ -259,8 +266,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--person", type=_existing_file, required=True)
     p.add_argument("--cloth", type=_existing_file, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--method", default="viton", choices=("viton", "nonparametric"))
+    p.add_argument("--method", default="viton", choices=methods.EXPORTABLE)
     p.set_defaults(handler=_tryon)
+
+    p = sub.add_parser("assets", help="download the MediaPipe models `prepare` runs (once, then offline)")
+    p.add_argument("--quiet", action="store_true", help="print nothing when the models are there")
+    p.set_defaults(handler=_assets)
     return parser
 
 

@@ -23,7 +23,7 @@ from viton_tf.errors import UserError
 from viton_tf.representation import garment_mask, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
 
-METHODS = ("viton", "nonparametric")
+from viton_tf.methods import EXPORTABLE as METHODS
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 PNG_PALETTE = 3  # IHDR colour type of a palette PNG (VITON-HD's parsing maps)
 PRECISIONS = ("float32", "bfloat16")

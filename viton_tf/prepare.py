@@ -1,4 +1,4 @@
-"""`viton-tf prepare`: own photos -> the VITON-HD layout (pose, parsing, cloth masks), offline.
+"""Own photos -> the VITON-HD layout (pose, parsing, cloth masks), offline; `viton-tf prepare` runs it.
 
 Person photos get BlazePose keypoints written as OpenPose BODY_25 JSON and a LIP parsing built
 from the person mask, the face mesh and the keypoints (prepare_pose.py, prepare_parsing.py);
@@ -263,11 +263,3 @@ def summary(report: Report) -> str:
     if report.errors:
         lines.append(f"{len(report.errors)} failed: " + ", ".join(k.split(':', 1)[1] for k in report.errors))
     return "\n".join(lines)
-
-
-def run_prepare(args) -> int:
-    """The CLI handler: 0 when every photo was prepared, 1 when some failed."""
-    report = prepare_folder(args.persons, args.cloths, args.out, args.height, args.width, args.pairs)
-    print(summary(report))
-    print(f"wrote {args.out}/test/ and {args.out}/test_pairs.txt")
-    return 1 if report.errors else 0
