@@ -97,7 +97,9 @@ class DataConfig:
     shuffle: bool = True
     seed: int = 0
     skip_bad: bool = False  # skip missing/corrupt pairs with a warning instead of failing
-    # Parse labels that make up the worn garment (the clothing-mask target M0).
+    # The one definition of the worn garment (the clothing-mask target M0): training, warp-eval, evaluate and
+    # the exported try-on all read it. Upper clothes only, as the datasets here label the tried-on garment;
+    # a world of `--categories full` (dresses, label 6) needs data.garment_labels=[6].
     garment_labels: tuple[int, ...] = (LIP.UPPER_CLOTHES,)
     # Parse labels that can cover the worn garment: the warp matches the garment's outline
     # behind them and hides the warped garment under them.
