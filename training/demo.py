@@ -79,11 +79,8 @@ def run_demo(out, work, quick: bool = False) -> int:
     shutil.rmtree(data, ignore_errors=True)
     viton_tf("synth", "--out", data, "--pairs", settings.pairs, *size, "--seed", 0)
     write_representation_figure(data, out / "representation.png", settings)
-    # No ImageNet VGG19 offline: rather than a perceptual loss on random features, train on L1 + mask L1;
-    # the official batch-norm decay (0.999) needs thousands of steps, so a short run uses 0.9.
-    common = ("--data", data, "--batch-size", settings.batch_size, *size, "--vgg-weights", "none",
-              "--set", "loss.stage1_perceptual=0", "--set", "loss.stage2_perceptual=0",
-              "--set", "generator.batch_norm_momentum=0.9")
+    # configs/demo.json: L1 + mask L1 (no ImageNet VGG19 offline), batch-norm momentum 0.9 for a short run.
+    common = ("--data", data, "--config", REPO / "configs" / "demo.json", "--batch-size", settings.batch_size, *size)
     viton_tf("train", "--stage", 1, "--out", work / "runs/viton", "--steps", settings.stage1_steps, *common)
     viton_tf("train", "--stage", 2, "--out", work / "runs/viton", "--steps", settings.stage2_steps, *common)
     viton_tf("train", "--method", "nonparametric", "--out", work / "runs/nonparametric", "--steps", 1, *common)

@@ -16,19 +16,34 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from training.train import (SECTIONS, TrainJob, build_viton, log_name, make_job, stage_name, train_config,
+from training.train import (TrainJob, build_viton, experiment_from_args, log_name, make_job, stage_name,
                             training_dataset, write_run_config)
 from viton_tf import methods
-from viton_tf.config import TrainConfig, parse_overrides
+from viton_tf.config import SECTIONS, ExperimentConfig, parse_overrides
 from viton_tf.errors import UserError
 
 
 def builders() -> dict[str, Callable[[TrainJob], object]]:
-    """Each trainable method of viton_tf.methods -> the builder of its training model."""
+    """Each trainable method of viton_tf.methods -> the builder of its training model (from the job's
+    sections: the baselines' own, e.g. --set prgan.l1=50, included)."""
     from training import baselines
+    from viton_tf import losses
+    from viton_tf.models.baselines.cagan import CAGAN
+    from viton_tf.models.baselines.crn import CRN
+    from viton_tf.models.baselines.prgan import PRGAN
+
+    def prgan(job):
+        return baselines.PRGANTraining(PRGAN(job.prgan, job.generator, name="prgan"), job.discriminator)
+
+    def cagan(job):
+        return baselines.CAGANTraining(CAGAN(job.cagan, job.generator, name="cagan"), job.discriminator)
+
+    def crn(job):
+        perceptual = losses.PerceptualLoss(job.loss.vgg_layers, job.loss, job.config.vgg_weights, job.config.seed)
+        return baselines.CRNTraining(CRN(job.crn, job.config.height, job.config.width, name="crn"), perceptual)
 
     return {"viton": build_viton, "encoder_decoder": baselines.build_encoder_decoder,
-            "prgan": baselines.build_prgan, "cagan": baselines.build_cagan, "crn": baselines.build_crn}
+            "prgan": prgan, "cagan": cagan, "crn": crn}
 
 
 def method_builder(name: str) -> Callable[[TrainJob], object] | None:
@@ -116,22 +131,25 @@ def _logged_steps(log_path: Path) -> int:
 # --- the job -----------------------------------------------------------------------------------
 
 def run_training(args) -> int:
-    config = train_config(args)
+    """`viton-tf train`: the experiment (defaults, --config, flags, --set) fitted on --data into --out."""
+    experiment = experiment_from_args(args)
     data = Path(args.data)
     if not data.is_dir():
         raise UserError(f"--data {data}: dataset folder not found")
-    if config.method == "viton" and config.stage not in (1, 2):
-        raise UserError(f"--stage {config.stage}: expected 1 or 2")
-    return train(config, data, Path(args.out), resume=args.resume,
-                 overrides=parse_overrides(getattr(args, "set", []), SECTIONS + ("train",)))
+    if experiment.train.method == "viton" and experiment.train.stage not in (1, 2):
+        raise UserError(f"--stage {experiment.train.stage}: expected 1 or 2")
+    return train(experiment, data, Path(args.out), resume=args.resume,
+                 overrides=parse_overrides(getattr(args, "set", None) or [], SECTIONS))
 
 
-def train(config: TrainConfig, data: Path, run: Path, resume: bool = False,
+def train(experiment: ExperimentConfig, data: Path, run: Path, resume: bool = False,
           overrides: dict[str, dict] | None = None) -> int:
-    """Fit one method/stage on the dataset folder `data`, writing the run folder `run`."""
+    """Fit one method/stage on the dataset folder `data`, writing the run folder `run`; `overrides` (the
+    --set ones, already in `experiment`) are applied again over a stage-2 run's saved G_C config."""
+    config = experiment.train
     builder = method_builder(config.method)
     if builder is None:  # nothing to learn (nonparametric): the run folder only records its config
-        write_run_config(make_job(config, run, overrides), run)
+        write_run_config(make_job(config, run, overrides, experiment), run)
         print(f"{config.method}: nothing to train; wrote {run / 'config.json'}")
         return 0
     steps_per_epoch = min(config.log_every, config.steps)
@@ -148,7 +166,7 @@ def train(config: TrainConfig, data: Path, run: Path, resume: bool = False,
 
     strategy, worker = make_strategy(config.strategy)  # first: multi-worker must start before other TF work
     out = run / worker if worker else run
-    job = make_job(config, run, overrides)
+    job = make_job(config, run, overrides, experiment)
     backup_dir = out / "backup" / job.stage_name
     if backup_dir.exists() and not resume:
         raise UserError(f"{backup_dir} holds an interrupted run: add --resume to continue it, "

@@ -7,14 +7,16 @@ import json
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from viton_tf.config import (DataConfig, DiscriminatorConfig, GeneratorConfig, LossConfig, RefinementConfig,
-                             RepresentationConfig, TrainConfig, WarpConfig, from_dict, override, parse_overrides)
+from viton_tf.config import (SECTIONS, CAGANConfig, CRNConfig, DataConfig, DiscriminatorConfig, ExperimentConfig,
+                             GeneratorConfig, LossConfig, PRGANConfig, RefinementConfig, RepresentationConfig,
+                             TrainConfig, WarpConfig, from_dict, load_experiment, parse_overrides, run_record)
 from viton_tf.errors import UserError
 
 
 @dataclass
 class TrainJob:
-    """Everything a method needs to build its training model (inside the strategy's scope)."""
+    """Everything a method needs to build its training model (inside the strategy's scope): the sections of
+    the run's ExperimentConfig (`config` is its train section) and the run folder."""
 
     config: TrainConfig
     run: Path  # the run folder (stage 2 reads stage 1's weights here)
@@ -25,6 +27,19 @@ class TrainJob:
     representation: RepresentationConfig = field(default_factory=RepresentationConfig)
     warp: WarpConfig = field(default_factory=WarpConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    prgan: PRGANConfig = field(default_factory=PRGANConfig)
+    cagan: CAGANConfig = field(default_factory=CAGANConfig)
+    crn: CRNConfig = field(default_factory=CRNConfig)
+
+    @classmethod
+    def from_experiment(cls, experiment: ExperimentConfig, run: Path) -> "TrainJob":
+        sections = {name: getattr(experiment, name) for name in SECTIONS if name != "train"}
+        return cls(config=experiment.train, run=Path(run), **sections)
+
+    @property
+    def experiment(self) -> ExperimentConfig:
+        return ExperimentConfig(train=self.config, **{name: getattr(self, name) for name in SECTIONS
+                                                      if name != "train"})
 
     @property
     def stage_name(self) -> str:
@@ -65,21 +80,25 @@ def build_viton(job: TrainJob):
         generator.load_weights(weights)
     except Exception as error:
         raise UserError(f"{weights}: cannot load the stage-1 generator ({error})") from None
-    warp = dataclasses.replace(job.warp, matcher=config.warp_matcher)
-    return VitonStage2(generator, Refinement(job.refinement, name="refinement"), perceptual, job.loss, warp,
+    return VitonStage2(generator, Refinement(job.refinement, name="refinement"), perceptual, job.loss, job.warp,
                        config.stage2_target_mask, discriminator)
 
 
 # --- configuration and the run folder ------------------------------------------------
 
-def train_config(args) -> TrainConfig:
-    config = TrainConfig(
-        stage=args.stage or 1, method=args.method, steps=args.steps, batch_size=args.batch_size,
-        height=args.height, width=args.width, vgg_weights=args.vgg_weights, gan=args.gan, strategy=args.strategy,
-        seed=args.seed, checkpoint_every=getattr(args, "checkpoint_every", TrainConfig.checkpoint_every),
-        image_every=getattr(args, "image_every", TrainConfig.image_every),
-        cache=getattr(args, "cache", TrainConfig.cache))
-    return override(config, "train", parse_overrides(getattr(args, "set", []), SECTIONS + ("train",)))
+# `viton-tf train` flag -> the train field it sets (a flag left out keeps the --config file's value).
+FLAGS = ("stage", "method", "steps", "batch_size", "height", "width", "vgg_weights", "gan", "strategy", "seed",
+         "checkpoint_every", "image_every", "cache")
+
+
+def experiment_from_args(args) -> ExperimentConfig:
+    """The defaults, then the --config file, then the flags given, then the --set overrides."""
+    experiment = load_experiment(args.config) if getattr(args, "config", None) else ExperimentConfig()
+    given = {name: getattr(args, name) for name in FLAGS if getattr(args, name, None) is not None}
+    experiment = experiment.sized(given.pop("height", experiment.train.height),
+                                  given.pop("width", experiment.train.width))
+    experiment = dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **given))
+    return experiment.with_overrides(parse_overrides(getattr(args, "set", None) or [], SECTIONS))
 
 
 def read_run_config(run: Path) -> dict:
@@ -93,31 +112,23 @@ def read_run_config(run: Path) -> dict:
         raise UserError(f"{path}: not valid JSON ({error})") from None
 
 
-SECTIONS = ("generator", "refinement", "discriminator", "loss", "representation", "warp", "data")
-
-
-def make_job(config: TrainConfig, run: Path, overrides: dict[str, dict] | None = None) -> TrainJob:
-    """Defaults (sized to the run's images), the run's saved G_C config for stage 2, then the --set overrides."""
+def make_job(config: TrainConfig, run: Path, overrides: dict[str, dict] | None = None,
+             experiment: ExperimentConfig | None = None) -> TrainJob:
+    """`experiment` (default: the defaults) with `config` as its train section and sized to its images, the
+    run's saved G_C config for stage 2, then the --set overrides."""
+    experiment = dataclasses.replace((experiment or ExperimentConfig()).sized(config.height, config.width),
+                                     train=config)
     saved = read_run_config(run)
-    job = TrainJob(config=config, run=run,
-                   representation=RepresentationConfig(height=config.height, width=config.width),
-                   data=DataConfig(height=config.height, width=config.width, seed=config.seed),
-                   loss=dataclasses.replace(LossConfig(), adversarial=LossConfig.gan_weight_when_enabled
-                                            if config.gan else 0.0))
     if config.method == "viton" and config.stage == 2 and "generator" in saved:
-        job.generator = from_dict(GeneratorConfig, saved["generator"])
-    for section in SECTIONS:
-        setattr(job, section, override(getattr(job, section), section, overrides or {}))
-    return job
+        experiment = dataclasses.replace(experiment, generator=from_dict(GeneratorConfig, saved["generator"]))
+    return TrainJob.from_experiment(experiment.with_overrides(overrides or {}), run)
 
 
 def write_run_config(job: TrainJob, run: Path) -> None:
-    saved = read_run_config(run)
-    saved.update({name: dataclasses.asdict(getattr(job, name)) for name in SECTIONS})
-    saved["method"] = job.config.method
-    saved[f"train_{job.stage_name}"] = dataclasses.asdict(job.config)
+    """RUN/config.json: every section of the job's experiment, its method and this stage's train section."""
+    record = run_record(job.experiment, job.stage_name, read_run_config(run))
     run.mkdir(parents=True, exist_ok=True)
-    (run / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True))
+    (run / "config.json").write_text(json.dumps(record, indent=2, sort_keys=True))
 
 
 def log_name(config: TrainConfig) -> str:
@@ -135,7 +146,7 @@ def training_dataset(root: Path, job: TrainJob):
     from viton_tf.representation import garment_mask, label_mask, person_representation
 
     config = job.config
-    dataset = make_dataset(root, split="train", height=config.height, width=config.width)
+    dataset = make_dataset(root, split="train", height=config.height, width=config.width, skip_bad=job.data.skip_bad)
     keys = ("person", "cloth", "cloth_mask", "parsing", "keypoints")
     dataset = dataset.map(lambda example: {key: example[key] for key in keys})
     if config.cache == "memory":

@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from viton_tf import methods
+from viton_tf.config import HEIGHT, SECTIONS, WIDTH, TrainConfig
 from viton_tf.errors import UserError
 
 
@@ -66,9 +67,11 @@ def _categories(value: str) -> tuple[str, ...]:
     return names
 
 
-def _add_size(parser: argparse.ArgumentParser, height: int = 256, width: int = 192) -> None:
-    parser.add_argument("--height", type=_multiple_of_16, default=height, help="image height (multiple of 16)")
-    parser.add_argument("--width", type=_multiple_of_16, default=width, help="image width (multiple of 16)")
+def _add_size(parser: argparse.ArgumentParser, height: int | None = HEIGHT, width: int | None = WIDTH) -> None:
+    parser.add_argument("--height", type=_multiple_of_16, default=height,
+                        help=f"image height (multiple of 16; default {height or HEIGHT})")
+    parser.add_argument("--width", type=_multiple_of_16, default=width,
+                        help=f"image width (multiple of 16; default {width or WIDTH})")
 
 
 # --- handlers: each imports its job only when it runs -------------------------------
@@ -176,26 +179,35 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--quick", action="store_true", help="smallest settings, for a smoke test")
     p.set_defaults(handler=_demo)
 
-    p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit")
+    p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit",
+                       description="Settings come from the defaults, then --config, then the flags given, "
+                                   "then --set; a flag left out keeps the --config file's value.")
+    p.add_argument("--config", type=_existing_file, default=None,
+                   help="a named experiment (configs/*.json: sections of ExperimentConfig)")
     p.add_argument("--stage", type=int, choices=(1, 2), default=None, help="VITON stage (with --method viton)")
-    p.add_argument("--method", default="viton", choices=methods.NAMES)
+    p.add_argument("--method", default=None, choices=methods.NAMES, help=f"default: {TrainConfig.method}")
     p.add_argument("--data", type=_existing_dir, required=True, help="dataset folder (VITON-HD layout)")
     p.add_argument("--out", type=Path, required=True, help="run folder (config, checkpoints, logs)")
-    p.add_argument("--steps", type=_positive_int, default=1000)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    _add_size(p)
-    p.add_argument("--vgg-weights", default="imagenet", help="imagenet, none, or a path to VGG19 weights")
-    p.add_argument("--gan", action="store_true", help="add a PatchGAN adversarial term")
-    p.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "multi-worker", "default"))
+    p.add_argument("--steps", type=_positive_int, default=None, help=f"default: {TrainConfig.steps}")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help=f"default: {TrainConfig.batch_size}")
+    _add_size(p, None, None)
+    p.add_argument("--vgg-weights", default=None,
+                   help=f"imagenet, none, or a path to VGG19 weights (default: {TrainConfig.vgg_weights})")
+    p.add_argument("--gan", action="store_true", default=None, help="add a PatchGAN adversarial term")
+    p.add_argument("--strategy", default=None, choices=("auto", "mirrored", "multi-worker", "default"),
+                   help=f"default: {TrainConfig.strategy}")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its backup")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=_positive_int, default=500,
-                   help="steps between backups (for --resume) and weight files")
-    p.add_argument("--image-every", type=_positive_int, default=100, help="steps between TensorBoard image grids")
-    p.add_argument("--cache", default="memory", help="cache decoded examples: memory, none, or a file prefix")
+    p.add_argument("--seed", type=int, default=None, help=f"default: {TrainConfig.seed}")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None,
+                   help="steps between backups (for --resume) and weight files "
+                        f"(default: {TrainConfig.checkpoint_every})")
+    p.add_argument("--image-every", type=_positive_int, default=None,
+                   help=f"steps between TensorBoard image grids (default: {TrainConfig.image_every})")
+    p.add_argument("--cache", default=None,
+                   help=f"cache decoded examples: memory, none, or a file prefix (default: {TrainConfig.cache})")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a config field, e.g. generator.base_filters=32 or loss.stage1_perceptual=0 "
-                        "(sections: generator, refinement, discriminator, loss, warp, data, train); repeatable")
+                        "(sections: " + ", ".join(SECTIONS) + "); repeatable")
     p.set_defaults(handler=_train)
 
     p = sub.add_parser("warp-eval", help="measure the shape-context TPS warp against the true warp")
