@@ -1,7 +1,7 @@
 """Own photos -> the VITON-HD layout (pose, parsing, cloth masks), offline; `viton-tf prepare` runs it.
 
 Person photos get BlazePose keypoints written as OpenPose BODY_25 JSON and a LIP parsing built
-from the person mask, the face mesh and the keypoints (prepare_pose.py, prepare_parsing.py);
+from the person mask, the face mesh and the keypoints (pose.py, parsing.py);
 product photos on a white or near-white background get a mask. Everything lands in
 OUT/test/{image,cloth,cloth-mask,image-parse-v3,openpose_json}/ with OUT/test_pairs.txt.
 """
@@ -20,8 +20,8 @@ from viton_tf.assets import model_path
 from viton_tf.data.cloth_mask import cloth_mask_from_uint8
 from viton_tf.data.readers import pair_lines, read_image
 from viton_tf.errors import UserError
-from viton_tf.prepare_parsing import parse_person
-from viton_tf.prepare_pose import NoPerson, analyse_person
+from viton_tf.prepare.parsing import parse_person
+from viton_tf.prepare.pose import NoPerson, analyse_person
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 REQUIRED_MODELS = ("pose_detection.tflite", "pose_landmark_full.tflite", "selfie_segmentation.tflite",
