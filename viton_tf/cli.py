@@ -11,7 +11,7 @@ import sys
 from pathlib import Path
 
 from viton_tf import methods
-from viton_tf.config import HEIGHT, SECTIONS, WIDTH, TrainConfig
+from viton_tf.config import HEIGHT, SECTIONS, WIDTH, SynthConfig, TrainConfig
 from viton_tf.errors import UserError
 
 
@@ -77,7 +77,6 @@ def _add_size(parser: argparse.ArgumentParser, height: int | None = HEIGHT, widt
 # --- handlers: each imports its job only when it runs -------------------------------
 
 def _synth(args: argparse.Namespace) -> int:
-    from viton_tf.config import SynthConfig
     from viton_tf.data.synthetic import write_world
 
     config = SynthConfig(pairs=args.pairs, height=args.height, width=args.width, seed=args.seed,
@@ -157,28 +156,31 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="viton-tf", description="Image-based virtual try-on (VITON) in TensorFlow/Keras.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+# --- the parser: one function per subcommand ----------------------------------------
 
+def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="generate the synthetic try-on world (VITON-HD layout)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--pairs", type=_positive_int, default=64, help="number of person/garment pairs")
+    p.add_argument("--pairs", type=_positive_int, default=SynthConfig.pairs, help="number of person/garment pairs")
     _add_size(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-fraction", type=_fraction, default=0.25, help="share of pairs in the test split")
-    p.add_argument("--categories", type=_categories, default=("upper",),
+    p.add_argument("--seed", type=int, default=SynthConfig.seed)
+    p.add_argument("--test-fraction", type=_fraction, default=SynthConfig.test_fraction,
+                   help="share of pairs in the test split")
+    p.add_argument("--categories", type=_categories, default=SynthConfig.categories,
                    help="comma-separated garment categories: upper,lower,full")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_synth)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the main job: synthesise, train, export, serve, try on real photos")
     p.add_argument("--out", type=Path, default=Path("results"), help="where the figures and page go")
     p.add_argument("--work", type=Path, default=Path("work"), help="scratch folder (data, runs, models)")
     p.add_argument("--quick", action="store_true", help="smallest settings, for a smoke test")
     p.set_defaults(handler=_demo)
 
+
+def _add_train(sub) -> None:
     p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit",
                        description="Settings come from the defaults, then --config, then the flags given, "
                                    "then --set; a flag left out keeps the --config file's value.")
@@ -210,6 +212,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "(sections: " + ", ".join(SECTIONS) + "); repeatable")
     p.set_defaults(handler=_train)
 
+
+def _add_warp_eval(sub) -> None:
     p = sub.add_parser("warp-eval", help="measure the shape-context TPS warp against the true warp")
     p.add_argument("--data", type=_existing_dir, required=True)
     p.add_argument("--out", type=Path, required=True, help="JSON report")
@@ -224,6 +228,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=_multiple_of_16, default=None)
     p.set_defaults(handler=_warp_eval)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a run as a TF Serving SavedModel version")
     p.add_argument("--run", type=_existing_dir, required=True)
     p.add_argument("--out", type=Path, required=True, help="model base path (versions are folders in it)")
@@ -235,6 +241,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="arithmetic of the networks (bfloat16: faster on CPUs with AMX/AVX512-BF16)")
     p.set_defaults(handler=_export)
 
+
+def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="a local server speaking TF Serving's gRPC and REST APIs")
     p.add_argument("--model-config", type=_existing_file, required=True, help="TF Serving model_config_list")
     p.add_argument("--grpc-port", type=int, required=True)
@@ -245,6 +253,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="larger requests get INVALID_ARGUMENT (default: ServingConfig.max_request_bytes)")
     p.set_defaults(handler=_serve)
 
+
+def _add_client(sub) -> None:
     p = sub.add_parser("client", help="call a served model (TF Serving or `viton-tf serve`)")
     p.add_argument("--server", required=True, help="HOST:PORT")
     p.add_argument("--person", type=_existing_file, required=True)
@@ -257,6 +267,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest", action="store_true", help="use the REST API instead of gRPC")
     p.set_defaults(handler=_client)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="compare every trained method on the same test pairs")
     p.add_argument("--data", type=_existing_dir, required=True)
     p.add_argument("--runs", type=_existing_dir, required=True, help="folder of run folders")
@@ -265,14 +277,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="imagenet or a path; IS/FID need real weights")
     p.set_defaults(handler=_evaluate)
 
+
+def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="own photos -> dataset layout (pose, parsing, cloth masks), offline")
     p.add_argument("--persons", type=_existing_dir, required=True)
     p.add_argument("--cloths", type=_existing_dir, required=True)
     p.add_argument("--out", type=Path, required=True)
     _add_size(p)
-    p.add_argument("--pairs", type=_existing_file, default=None, help="pairs file (default: every person with every cloth)")
+    p.add_argument("--pairs", type=_existing_file, default=None,
+                   help="pairs file (default: every person with every cloth)")
     p.set_defaults(handler=_prepare)
 
+
+def _add_tryon(sub) -> None:
     p = sub.add_parser("tryon", help="prepare + the exported model on one person photo and one garment")
     p.add_argument("--model", type=Path, default=None, help="exported model folder (a version, or a base path)")
     p.add_argument("--person", type=_existing_file, required=True)
@@ -281,9 +298,23 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--method", default="viton", choices=methods.EXPORTABLE)
     p.set_defaults(handler=_tryon)
 
+
+def _add_assets(sub) -> None:
     p = sub.add_parser("assets", help="download the MediaPipe models `prepare` runs (once, then offline)")
     p.add_argument("--quiet", action="store_true", help="print nothing when the models are there")
     p.set_defaults(handler=_assets)
+
+
+SUBCOMMANDS = (_add_synth, _add_demo, _add_train, _add_warp_eval, _add_export, _add_serve, _add_client, _add_evaluate,
+               _add_prepare, _add_tryon, _add_assets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="viton-tf", description="Image-based virtual try-on (VITON) in TensorFlow/Keras.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
