@@ -11,10 +11,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the jobs (training/) import by their folder names, as from a checkout
 
 RESULTS = Path(__file__).resolve().parent / "results" / "warp.json"
 

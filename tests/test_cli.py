@@ -35,3 +35,15 @@ def test_usage_errors_are_one_line(capsys):
         cli.build_parser().parse_args(["train", "--data", ".", "--out", "run", "--height", "50"])
     assert exit_info.value.code == 2
     assert capsys.readouterr().err == "viton-tf train: error: argument --height: must be a multiple of 16, got 50\n"
+
+
+def test_an_installed_copy_finds_its_jobs_under_viton_tf_jobs(tmp_path, monkeypatch):
+    """setup.py installs training/, export/, serving/ as viton_tf_jobs.*; the CLI imports them by their names."""
+    import sys
+
+    (tmp_path / "viton_tf_jobs" / "training").mkdir(parents=True)
+    (tmp_path / "viton_tf_jobs" / "training" / "__init__.py").write_text("")
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.setattr(sys, "path", list(sys.path))
+    cli._jobs_on_path()
+    assert sys.path[0] == str(tmp_path / "viton_tf_jobs")

@@ -76,6 +76,23 @@ def _add_size(parser: argparse.ArgumentParser, height: int | None = HEIGHT, widt
 
 # --- handlers: each imports its job only when it runs -------------------------------
 
+def _jobs_on_path() -> None:
+    """Make the jobs (training, export, serving) importable by their folder names. A checkout has them
+    beside viton_tf/; an installed copy keeps them under viton_tf_jobs/ (setup.py), so that it claims no
+    generic top-level names in site-packages: that folder goes first on sys.path."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("viton_tf_jobs.training")
+    except ModuleNotFoundError:  # a checkout without an install of this setup.py
+        return
+    if spec is None or not spec.submodule_search_locations:
+        return
+    root = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
 def _synth(args: argparse.Namespace) -> int:
     from viton_tf.data.synthetic import write_world
 
@@ -320,6 +337,7 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _jobs_on_path()
     # TF's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users; warnings and errors stay.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:
