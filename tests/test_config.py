@@ -81,6 +81,12 @@ def test_a_run_folder_reads_back_as_its_experiment(tmp_path):
     # A file with only the method (and a section) reads too: the rest are the defaults.
     (tmp_path / "config.json").write_text(json.dumps({"method": "crn", "data": {"height": 64}}))
     assert load_run_config(tmp_path).train.method == "crn" and load_run_config(tmp_path).train.height == 64
+    # A run written before the root config: its retired fields are dropped.
+    (tmp_path / "config.json").write_text(json.dumps({
+        "method": "viton", "data": {"height": 64, "width": 48, "split": "train", "shuffle": True, "seed": 0},
+        "loss": {"adversarial": 0.0, "gan_weight_when_enabled": 0.1},
+        "train_stage1": {"stage": 1, "height": 64, "width": 48, "warp_matcher": "sinkhorn"}}))
+    assert load_run_config(tmp_path).train.height == 64 and load_run_config(tmp_path).loss.adversarial == 0.0
     (tmp_path / "config.json").write_text("{")
     with pytest.raises(UserError, match="config.json: not valid JSON"):
         load_run_config(tmp_path)

@@ -388,6 +388,10 @@ def load_experiment(path) -> ExperimentConfig:
 # ("train_stage1", "train_stage2", "train_<method>") as it was when that stage ran.
 RUN_METHOD_KEY = "method"
 RUN_STAGE_PREFIX = "train_"
+# Fields that run folders written before the root config still record; reading a run drops them (they
+# did nothing, or another field says the same: WarpConfig.matcher, LossConfig.adversarial, TrainConfig.seed).
+RETIRED_FIELDS = {"data": ("split", "shuffle", "seed"), "loss": ("gan_weight_when_enabled",),
+                  "train": ("warp_matcher",)}
 
 
 def load_run_config(run_dir) -> ExperimentConfig:
@@ -409,6 +413,8 @@ def load_run_config(run_dir) -> ExperimentConfig:
         sections["train"] = dict(saved[stages[-1]]) if stages else {}
         if RUN_METHOD_KEY in saved:
             sections["train"]["method"] = saved[RUN_METHOD_KEY]
+    sections = {name: {k: v for k, v in values.items() if k not in RETIRED_FIELDS.get(name, ())}
+                if isinstance(values, dict) else values for name, values in sections.items()}
     return ExperimentConfig.from_dict(sections, str(path))
 
 
