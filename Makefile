@@ -10,7 +10,7 @@ $(STAMP): setup.py
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install --quiet --upgrade pip
 	$(BIN)/pip install --quiet -e '.[test]'
-	$(BIN)/python -m viton_tf.assets --quiet
+	$(BIN)/viton-tf assets --quiet
 	touch $(STAMP)
 
 venv: $(STAMP)

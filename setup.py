@@ -1,12 +1,20 @@
 """viton-tf: image-based virtual try-on (VITON, CVPR 2018) in TensorFlow/Keras."""
 from setuptools import find_packages, setup
 
+# The jobs live in the checkout as top-level folders and import one another by those names (`from
+# training.train import ...`). An installed copy keeps them under viton_tf_jobs/, so that it claims no
+# generic top-level names (training, export, serving) in site-packages; `viton-tf` puts that folder first
+# on sys.path before it imports a job (viton_tf/cli.py, _jobs_on_path).
+JOBS = ("training", "export", "serving", "configs")  # configs/: the named experiments, data only
+
 setup(
     name="viton-tf",
     version="0.1.0",
     description="Image-based virtual try-on (VITON) in TensorFlow/Keras, from training to TF Serving.",
     python_requires=">=3.11",
-    packages=find_packages(include=["viton_tf", "viton_tf.*", "training", "export", "serving"]),
+    packages=find_packages(include=["viton_tf", "viton_tf.*"]) + [f"viton_tf_jobs.{job}" for job in JOBS],
+    package_dir={f"viton_tf_jobs.{job}": job for job in JOBS},
+    package_data={"viton_tf_jobs.configs": ["*.json"], "viton_tf_jobs.serving": ["*.config"]},
     include_package_data=True,
     # The real-photo try-on's layout network, trained on the synthetic world (`viton-tf train-layout`).
     package_data={"viton_tf": ["weights/*.weights.h5", "weights/*.json"]},

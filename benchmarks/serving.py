@@ -25,7 +25,7 @@ import tensorflow as tf
 from tensorflow_serving.apis import prediction_log_pb2, prediction_service_pb2_grpc
 
 REPO = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(REPO), str(REPO / "tests")]
+sys.path[:0] = [str(REPO), str(REPO / "tests")]  # the jobs (serving/) by their folder names, and the toy server
 from serving_toy import Server, write_toy_model  # noqa: E402
 
 from serving.client import ClientError, predict_rest  # noqa: E402

@@ -11,10 +11,14 @@ import argparse
 import json
 import os
 import platform
+import sys
 import time
 from pathlib import Path
 
 import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))  # the jobs (training/) import by their folder names, as from a checkout
 
 RESULTS = Path(__file__).resolve().parent / "results" / "warp.json"
 
@@ -71,7 +75,7 @@ def figure(data: str, out: str, count: int = 4) -> None:
     import cv2
 
     from viton_tf.config import WarpConfig
-    from viton_tf.warp.evaluate import _compiled_warp, _reference, bbox_affine_warp, load_pairs, opencv_warp
+    from training.warp_eval import _compiled_warp, _reference, bbox_affine_warp, load_pairs, opencv_warp
 
     examples, _, height, width = load_pairs(data, "test")
     config = WarpConfig()
@@ -110,7 +114,7 @@ def main() -> None:
     parser.add_argument("--skip-eval", action="store_true")
     args = parser.parse_args()
 
-    from viton_tf.warp.evaluate import evaluate_warp, load_pairs
+    from training.warp_eval import evaluate_warp, load_pairs
 
     examples, _, height, width = load_pairs(args.data, "test")
     report = {"data": args.data, "height": height, "width": width, "pairs": len(examples),

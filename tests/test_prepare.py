@@ -12,8 +12,8 @@ import numpy as np
 import pytest
 
 from viton_tf.config import LIP
-from viton_tf.prepare import blazepose_to_body25, cloth_mask, pad_to_aspect
-from viton_tf.prepare_pose import ssd_anchors
+from viton_tf.prepare.folder import blazepose_to_body25, cloth_mask, pad_to_aspect
+from viton_tf.prepare.pose import ssd_anchors
 
 H, W = 256, 192
 CORE_JOINTS = (0, 1, 2, 5, 8, 11)  # nose, neck, shoulders, hips (COCO-18)

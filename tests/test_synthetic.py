@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 
 from viton_tf.config import BODY25_TO_COCO18, COCO18, LIP, SynthConfig
-from viton_tf.data.synthetic import _Grid, _render, _world_item, count_test_pairs, write_world
+from viton_tf.data.synthetic import count_test_pairs, write_world
+from viton_tf.data.synthetic.geometry import _Grid
+from viton_tf.data.synthetic.rendering import _render
+from viton_tf.data.synthetic.world import _world_item
 from viton_tf.errors import UserError
 
 SPLIT_FOLDERS = ("image", "cloth", "cloth-mask", "image-parse-v3", "openpose_json",

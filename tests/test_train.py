@@ -112,7 +112,7 @@ def test_gan_trains_a_patch_discriminator_beside_g_c(synthetic_world, tmp_path):
     adversarial, discriminator = float(row["adversarial"]), float(row["discriminator"])
     assert 0 < adversarial and 0 < discriminator
     l1, mask_l1 = float(row["l1"]), float(row["mask_l1"])
-    # The logged loss is a mean over steps of l1 + mask_l1 + 0.1 * adversarial (LossConfig.gan_weight_when_enabled).
+    # The logged loss is a mean over steps of l1 + mask_l1 + 0.1 * adversarial (LossConfig.adversarial).
     assert float(row["loss"]) == pytest.approx(l1 + mask_l1 + 0.1 * adversarial, rel=1e-4)
     assert json.loads((run / "config.json").read_text())["loss"]["adversarial"] == 0.1
 
@@ -123,7 +123,8 @@ def test_stage2_needs_stage1_weights(synthetic_world, tmp_path, capsys):
 
 
 def test_user_errors_name_what_is_wrong(synthetic_world, tmp_path):
-    from training.train import SECTIONS, run_training
+    from training.fit import run_training
+    from training.train import SECTIONS
     from viton_tf.config import parse_overrides
 
     sections = SECTIONS + ("train",)

@@ -6,12 +6,11 @@ function batch -> {"tryon"[, "warped_mask"]} for `viton-tf evaluate`.
 """
 from __future__ import annotations
 
-import keras
 import tensorflow as tf
 
 from training.trainers import TrainingModel, _generator_inputs, _image, _mask
 from viton_tf import losses
-from viton_tf.config import CAGANConfig, CRNConfig, DiscriminatorConfig, PRGANConfig
+from viton_tf.config import DiscriminatorConfig
 from viton_tf.models.baselines.cagan import CAGAN
 from viton_tf.models.baselines.crn import CRN
 from viton_tf.models.baselines.prgan import PRGAN
@@ -143,21 +142,7 @@ class CRNTraining(TrainingModel):
         return _tryon_grid(batch, self.network(_generator_inputs(batch), training=False)["tryon"])
 
 
-# --- `viton-tf train --method NAME` ---------------------------------------------------------------
-
-def build_prgan(job):
-    return PRGANTraining(PRGAN(PRGANConfig(), job.generator, name="prgan"), job.discriminator)
-
-
-def build_cagan(job):
-    return CAGANTraining(CAGAN(CAGANConfig(), job.generator, name="cagan"), job.discriminator)
-
-
-def build_crn(job):
-    config = job.config
-    perceptual = losses.PerceptualLoss(job.loss.vgg_layers, job.loss, config.vgg_weights, config.seed)
-    return CRNTraining(CRN(CRNConfig(), config.height, config.width, name="crn"), perceptual)
-
+# --- `viton-tf train --method encoder_decoder` (the other builders are in training/fit.py) ---------------------------------------------------------------
 
 def build_encoder_decoder(job):
     """VITON's stage 1 alone: its coarse person is the result."""
@@ -167,7 +152,3 @@ def build_encoder_decoder(job):
 
     return build_viton(dataclasses.replace(job, config=dataclasses.replace(job.config, stage=1)))
 
-
-# Merged into training.train.METHODS; None = nothing to learn (the run folder only records its config).
-METHODS = {"prgan": build_prgan, "cagan": build_cagan, "crn": build_crn,
-           "encoder_decoder": build_encoder_decoder, "nonparametric": None}

@@ -11,7 +11,6 @@ from __future__ import annotations
 import csv
 import dataclasses
 import html
-import json
 import os
 import shutil
 import signal
@@ -24,12 +23,14 @@ from pathlib import Path
 import cv2
 import numpy as np
 
+from viton_tf import methods
+
 REPO = Path(__file__).resolve().parents[1]
 # OpenPose COCO-18 limbs, as joint index pairs (see config.COCO18).
 SKELETON = ((1, 2), (2, 3), (3, 4), (1, 5), (5, 6), (6, 7), (1, 8), (8, 9), (9, 10), (1, 11),
             (11, 12), (12, 13), (1, 0), (0, 14), (14, 16), (0, 15), (15, 17))
 TILE = (256, 192)  # every panel is shown at this size, whatever the data's
-MODELS = ("layout", "nonparametric", "viton")
+MODELS = methods.EXPORTABLE  # each is exported, served and tried on
 REAL_MODELS = ("layout", "nonparametric")  # on real photos; VITON only where it means something (synthetic)
 # Each real person tries one garment of each kind (cycled): long sleeves, short sleeves, sleeveless/off-shoulder.
 GARMENT_KINDS = {"long sleeves": ("00470_00", "09176_00", "00151_00", "09263_00"),
@@ -86,11 +87,8 @@ def run_demo(out, work, quick: bool = False) -> int:
     shutil.rmtree(data, ignore_errors=True)
     viton_tf("synth", "--out", data, "--pairs", settings.pairs, *size, "--seed", 0)
     write_representation_figure(data, out / "representation.png", settings)
-    # No ImageNet VGG19 offline: rather than a perceptual loss on random features, train on L1 + mask L1;
-    # the official batch-norm decay (0.999) needs thousands of steps, so a short run uses 0.9.
-    common = ("--data", data, "--batch-size", settings.batch_size, *size, "--vgg-weights", "none",
-              "--set", "loss.stage1_perceptual=0", "--set", "loss.stage2_perceptual=0",
-              "--set", "generator.batch_norm_momentum=0.9")
+    # configs/demo.json: L1 + mask L1 (no ImageNet VGG19 offline), batch-norm momentum 0.9 for a short run.
+    common = ("--data", data, "--config", REPO / "configs" / "demo.json", "--batch-size", settings.batch_size, *size)
     viton_tf("train", "--stage", 1, "--out", work / "runs/viton", "--steps", settings.stage1_steps, *common)
     viton_tf("train", "--stage", 2, "--out", work / "runs/viton", "--steps", settings.stage2_steps, *common)
     viton_tf("export", "--run", work / "runs/viton", "--out", work / "models/viton", "--version", 1, "--data", data)

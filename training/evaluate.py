@@ -14,13 +14,14 @@ from pathlib import Path
 
 import numpy as np
 
+from viton_tf import methods
+from viton_tf.config import ExperimentConfig, load_run_config
 from viton_tf.errors import UserError
 
 NO_WEIGHTS = "n/a (no weights)"
 # Method order of the paper's Table 1, then VITON itself.
-METHODS = ("prgan", "cagan", "crn", "encoder_decoder", "nonparametric", "viton", "layout")
-TITLES = {"prgan": "PRGAN", "cagan": "CAGAN", "crn": "CRN", "encoder_decoder": "Encoder-Decoder",
-          "nonparametric": "Non-parametric", "viton": "VITON", "layout": "Layout (real-photo method)"}
+METHODS = methods.NAMES
+TITLES = {name: method.title for name, method in methods.METHODS.items()}
 # VITON paper (Han et al., CVPR 2018), Table 1, Inception Score on the Zalando test set.
 PAPER_IS = {"prgan": 2.688, "cagan": 2.981, "crn": 2.449, "encoder_decoder": 2.653, "nonparametric": 3.070,
             "viton": 2.514}
@@ -34,12 +35,12 @@ BATCH_SIZE = 8
 
 @dataclass
 class Run:
-    """One run folder of RUNS_DIR: its name, method and stored config."""
+    """One run folder of RUNS_DIR: its name, method and stored experiment (for viton_tf.run.load_predictor)."""
 
     name: str
     method: str
     folder: Path
-    config: dict
+    experiment: ExperimentConfig
 
 
 @dataclass
@@ -58,47 +59,26 @@ class Scores:
 
 # --- runs ---------------------------------------------------------------------------------------
 
-def _find_key(config: dict, key: str):
-    """`key` at the top of a run's config.json, or one level down (a config per concern)."""
-    if key in config:
-        return config[key]
-    for value in config.values():
-        if isinstance(value, dict) and key in value:
-            return value[key]
-    return None
-
-
 def find_runs(runs_dir: Path) -> list[Run]:
     """The run folders in `runs_dir` (each with a config.json naming its method), in Table 1's order."""
     runs = []
     for config_path in sorted(Path(runs_dir).glob("*/config.json")):
-        try:
-            config = json.loads(config_path.read_text())
-        except ValueError as error:
-            raise UserError(f"{config_path}: not valid JSON ({error})") from None
-        method = _find_key(config, "method")
+        experiment = load_run_config(config_path.parent)
+        method = experiment.train.method
         if method not in METHODS:
             raise UserError(f"{config_path}: 'method' is {method!r}, expected one of {', '.join(METHODS)}")
-        runs.append(Run(config_path.parent.name, method, config_path.parent, config))
+        runs.append(Run(config_path.parent.name, method, config_path.parent, experiment))
     if not runs:
         raise UserError(f"{runs_dir}: no run folders (subfolders with a config.json from `viton-tf train`)")
     return sorted(runs, key=lambda run: (METHODS.index(run.method), run.name))
 
 
-def _image_size(runs: list[Run], data: Path) -> tuple[int, int]:
-    sizes = {(int(_find_key(r.config, "height")), int(_find_key(r.config, "width")))
-             for r in runs if _find_key(r.config, "height") and _find_key(r.config, "width")}
+def _image_size(runs: list[Run]) -> tuple[int, int]:
+    sizes = {(r.experiment.train.height, r.experiment.train.width) for r in runs}
     if len(sizes) > 1:
-        described = ", ".join(f"{r.name}: {_find_key(r.config, 'height')}x{_find_key(r.config, 'width')}"
-                              for r in runs)
+        described = ", ".join(f"{r.name}: {r.experiment.train.height}x{r.experiment.train.width}" for r in runs)
         raise UserError(f"runs were trained at different sizes ({described}); evaluate compares one size")
-    if sizes:
-        return sizes.pop()
-    meta = Path(data) / "meta.json"
-    if meta.is_file():
-        values = json.loads(meta.read_text())
-        return int(values["height"]), int(values["width"])
-    raise UserError(f"no run config.json says height and width, and {meta} is missing")
+    return sizes.pop()
 
 
 # --- test pairs ---------------------------------------------------------------------------------
@@ -380,7 +360,7 @@ def run_evaluate(args) -> int:
 
     data, out = Path(args.data), Path(args.out)
     runs = find_runs(Path(args.runs))
-    height, width = _image_size(runs, data)
+    height, width = _image_size(runs)
     inception = Inception(args.inception_weights) if args.inception_weights else None
     pairs = load_test_pairs(data, args.split, height, width)
     truth_features = _truth_features(pairs, inception) if inception is not None else None
@@ -392,7 +372,7 @@ def run_evaluate(args) -> int:
     with tqdm(total=len(runs) * len(pairs), desc="evaluate", unit="pair") as progress:
         for run in runs:
             progress.set_postfix_str(run.name)
-            predict = load_predictor(run.folder, run.method, run.config, height, width)
+            predict = load_predictor(run.folder, run.method, run.experiment, height, width)
             summary, figures[run.name] = evaluate_method(predict, pairs, inception, progress)
             if inception is not None:
                 summary["fid"] = frechet_distance(summary.pop("features"), truth_features)

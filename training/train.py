@@ -1,30 +1,22 @@
-"""`viton-tf train`: config in, checkpoints out; `model.fit` under a tf.distribute strategy.
-
-Run folder RUN/: config.json (every config of the run), <network>.weights.h5 (last) and
-<network>.best.weights.h5 (lowest logged loss), log.csv (log_stage2.csv for stage 2), backup/<stage>/
-(what --resume continues from), tensorboard/<stage>/ (scalars and image grids). Non-chief workers of a
-multi-worker run write the same files under RUN/worker-<index>/.
-"""
+"""What a `viton-tf train` run is made of: its job (the configs), the VITON builder, the dataset, and the
+run folder's config.json. training/fit.py runs it with `model.fit`; the run folder is described there."""
 from __future__ import annotations
 
-import csv
 import dataclasses
 import json
-import math
-import os
-import sys
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Callable
 
-from viton_tf.config import (DataConfig, DiscriminatorConfig, GeneratorConfig, LossConfig, RefinementConfig,
-                             RepresentationConfig, TrainConfig, WarpConfig, from_dict, override, parse_overrides)
+from viton_tf.config import (SECTIONS, CAGANConfig, CRNConfig, DataConfig, DiscriminatorConfig, ExperimentConfig,
+                             GeneratorConfig, LossConfig, PRGANConfig, RefinementConfig, RepresentationConfig,
+                             TrainConfig, WarpConfig, from_dict, load_experiment, parse_overrides, run_record)
 from viton_tf.errors import UserError
 
 
 @dataclass
 class TrainJob:
-    """Everything a method needs to build its training model (inside the strategy's scope)."""
+    """Everything a method needs to build its training model (inside the strategy's scope): the sections of
+    the run's ExperimentConfig (`config` is its train section) and the run folder."""
 
     config: TrainConfig
     run: Path  # the run folder (stage 2 reads stage 1's weights here)
@@ -35,6 +27,19 @@ class TrainJob:
     representation: RepresentationConfig = field(default_factory=RepresentationConfig)
     warp: WarpConfig = field(default_factory=WarpConfig)
     data: DataConfig = field(default_factory=DataConfig)
+    prgan: PRGANConfig = field(default_factory=PRGANConfig)
+    cagan: CAGANConfig = field(default_factory=CAGANConfig)
+    crn: CRNConfig = field(default_factory=CRNConfig)
+
+    @classmethod
+    def from_experiment(cls, experiment: ExperimentConfig, run: Path) -> "TrainJob":
+        sections = {name: getattr(experiment, name) for name in SECTIONS if name != "train"}
+        return cls(config=experiment.train, run=Path(run), **sections)
+
+    @property
+    def experiment(self) -> ExperimentConfig:
+        return ExperimentConfig(train=self.config, **{name: getattr(self, name) for name in SECTIONS
+                                                      if name != "train"})
 
     @property
     def stage_name(self) -> str:
@@ -75,41 +80,25 @@ def build_viton(job: TrainJob):
         generator.load_weights(weights)
     except Exception as error:
         raise UserError(f"{weights}: cannot load the stage-1 generator ({error})") from None
-    warp = dataclasses.replace(job.warp, matcher=config.warp_matcher)
-    return VitonStage2(generator, Refinement(job.refinement, name="refinement"), perceptual, job.loss, warp,
+    return VitonStage2(generator, Refinement(job.refinement, name="refinement"), perceptual, job.loss, job.warp,
                        config.stage2_target_mask, discriminator)
-
-
-# Method name -> builder of its training model. Baselines register theirs from training/baselines.py
-# (a module-level METHODS dict there is merged in when a method is not found here).
-# None = nothing to learn here (layout ships its weights: `viton-tf train-layout` retrains them).
-METHODS: dict[str, Callable[[TrainJob], object]] = {"viton": build_viton, "layout": None}
-
-
-def method_builder(name: str) -> Callable[[TrainJob], object]:
-    if name not in METHODS:
-        try:
-            from training import baselines
-        except ModuleNotFoundError as error:
-            if error.name != "training.baselines":
-                raise
-            baselines = None
-        METHODS.update(getattr(baselines, "METHODS", {}))
-    if name not in METHODS:
-        raise UserError(f"--method {name}: not available (known: {', '.join(sorted(METHODS))})")
-    return METHODS[name]
 
 
 # --- configuration and the run folder ------------------------------------------------
 
-def train_config(args) -> TrainConfig:
-    config = TrainConfig(
-        stage=args.stage or 1, method=args.method, steps=args.steps, batch_size=args.batch_size,
-        height=args.height, width=args.width, vgg_weights=args.vgg_weights, gan=args.gan, strategy=args.strategy,
-        seed=args.seed, checkpoint_every=getattr(args, "checkpoint_every", TrainConfig.checkpoint_every),
-        image_every=getattr(args, "image_every", TrainConfig.image_every),
-        cache=getattr(args, "cache", TrainConfig.cache))
-    return override(config, "train", parse_overrides(getattr(args, "set", []), SECTIONS + ("train",)))
+# `viton-tf train` flag -> the train field it sets (a flag left out keeps the --config file's value).
+FLAGS = ("stage", "method", "steps", "batch_size", "height", "width", "vgg_weights", "gan", "strategy", "seed",
+         "checkpoint_every", "image_every", "cache")
+
+
+def experiment_from_args(args) -> ExperimentConfig:
+    """The defaults, then the --config file, then the flags given, then the --set overrides."""
+    experiment = load_experiment(args.config) if getattr(args, "config", None) else ExperimentConfig()
+    given = {name: getattr(args, name) for name in FLAGS if getattr(args, name, None) is not None}
+    experiment = experiment.sized(given.pop("height", experiment.train.height),
+                                  given.pop("width", experiment.train.width))
+    experiment = dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **given))
+    return experiment.with_overrides(parse_overrides(getattr(args, "set", None) or [], SECTIONS))
 
 
 def read_run_config(run: Path) -> dict:
@@ -123,31 +112,23 @@ def read_run_config(run: Path) -> dict:
         raise UserError(f"{path}: not valid JSON ({error})") from None
 
 
-SECTIONS = ("generator", "refinement", "discriminator", "loss", "representation", "warp", "data")
-
-
-def make_job(config: TrainConfig, run: Path, overrides: dict[str, dict] | None = None) -> TrainJob:
-    """Defaults (sized to the run's images), the run's saved G_C config for stage 2, then the --set overrides."""
+def make_job(config: TrainConfig, run: Path, overrides: dict[str, dict] | None = None,
+             experiment: ExperimentConfig | None = None) -> TrainJob:
+    """`experiment` (default: the defaults) with `config` as its train section and sized to its images, the
+    run's saved G_C config for stage 2, then the --set overrides."""
+    experiment = dataclasses.replace((experiment or ExperimentConfig()).sized(config.height, config.width),
+                                     train=config)
     saved = read_run_config(run)
-    job = TrainJob(config=config, run=run,
-                   representation=RepresentationConfig(height=config.height, width=config.width),
-                   data=DataConfig(height=config.height, width=config.width, seed=config.seed),
-                   loss=dataclasses.replace(LossConfig(), adversarial=LossConfig.gan_weight_when_enabled
-                                            if config.gan else 0.0))
     if config.method == "viton" and config.stage == 2 and "generator" in saved:
-        job.generator = from_dict(GeneratorConfig, saved["generator"])
-    for section in SECTIONS:
-        setattr(job, section, override(getattr(job, section), section, overrides or {}))
-    return job
+        experiment = dataclasses.replace(experiment, generator=from_dict(GeneratorConfig, saved["generator"]))
+    return TrainJob.from_experiment(experiment.with_overrides(overrides or {}), run)
 
 
 def write_run_config(job: TrainJob, run: Path) -> None:
-    saved = read_run_config(run)
-    saved.update({name: dataclasses.asdict(getattr(job, name)) for name in SECTIONS})
-    saved["method"] = job.config.method
-    saved[f"train_{job.stage_name}"] = dataclasses.asdict(job.config)
+    """RUN/config.json: every section of the job's experiment, its method and this stage's train section."""
+    record = run_record(job.experiment, job.stage_name, read_run_config(run))
     run.mkdir(parents=True, exist_ok=True)
-    (run / "config.json").write_text(json.dumps(saved, indent=2, sort_keys=True))
+    (run / "config.json").write_text(json.dumps(record, indent=2, sort_keys=True))
 
 
 def log_name(config: TrainConfig) -> str:
@@ -165,7 +146,7 @@ def training_dataset(root: Path, job: TrainJob):
     from viton_tf.representation import garment_mask, label_mask, person_representation
 
     config = job.config
-    dataset = make_dataset(root, split="train", height=config.height, width=config.width)
+    dataset = make_dataset(root, split="train", height=config.height, width=config.width, skip_bad=job.data.skip_bad)
     keys = ("person", "cloth", "cloth_mask", "parsing", "keypoints")
     dataset = dataset.map(lambda example: {key: example[key] for key in keys})
     if config.cache == "memory":
@@ -189,199 +170,3 @@ def training_dataset(root: Path, job: TrainJob):
     # Every worker reads the whole list and keeps its share of each global batch.
     options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
     return dataset.with_options(options)
-
-
-# --- tf.distribute -------------------------------------------------------------------------
-
-def make_strategy(name: str):
-    """(strategy, worker folder name or None for the chief)."""
-    import tensorflow as tf
-
-    if name == "multi-worker":
-        if "TF_CONFIG" not in os.environ:
-            raise UserError("--strategy multi-worker: set TF_CONFIG (cluster and task) in every worker's environment")
-        try:
-            tf_config = json.loads(os.environ["TF_CONFIG"])
-            task = tf_config["task"]
-        except (json.JSONDecodeError, KeyError) as error:
-            raise UserError(f"TF_CONFIG: expected JSON with 'cluster' and 'task' ({error})") from None
-        strategy = tf.distribute.MultiWorkerMirroredStrategy()
-        chief = task["type"] == "chief" or (task["type"] == "worker" and task["index"] == 0
-                                            and "chief" not in tf_config.get("cluster", {}))
-        return strategy, None if chief else f"worker-{task['index']}"
-    gpus = tf.config.list_logical_devices("GPU")
-    if name == "mirrored":
-        devices = [d.name for d in gpus] or [d.name for d in tf.config.list_logical_devices("CPU")]
-        return tf.distribute.MirroredStrategy(devices), None
-    if name == "auto" and gpus:
-        return tf.distribute.MirroredStrategy(), None
-    return tf.distribute.get_strategy(), None
-
-
-# --- callbacks ------------------------------------------------------------------------------
-
-def _callbacks(model, job: TrainJob, out: Path, steps_per_epoch: int, resume: bool, sample_batch, chief: bool):
-    import keras
-    import tensorflow as tf
-
-    every_epochs = max(1, math.ceil(job.config.checkpoint_every / steps_per_epoch))
-    stage = job.stage_name
-    backup_dir = out / "backup" / stage
-    log_path = out / log_name(job.config)
-
-    class StepColumn(keras.callbacks.Callback):
-        """Adds the global step to the epoch logs (before CSVLogger reads them)."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            logs["step"] = (epoch + 1) * steps_per_epoch
-
-    class Backup(keras.callbacks.BackupAndRestore):
-        """BackupAndRestore at whole epochs, every `every_epochs` of them (a restart resumes at that step)."""
-
-        def on_epoch_end(self, epoch, logs=None):
-            self._current_epoch = epoch + 1
-            if (epoch + 1) % every_epochs == 0:
-                self._save_model()
-
-    class NetworkCheckpoint(keras.callbacks.Callback):
-        """<stem>.weights.h5 (last) and <stem>.best.weights.h5 (lowest loss) for each trained network."""
-
-        def __init__(self, best: float):
-            super().__init__()
-            self.best = best
-
-        def save(self, suffix):
-            for stem, network in model.saved_networks().items():
-                network.save_weights(out / f"{stem}{suffix}.weights.h5")
-
-        def on_epoch_end(self, epoch, logs=None):
-            if (epoch + 1) % every_epochs:
-                return
-            self.save("")
-            if logs["loss"] < self.best:
-                self.best = float(logs["loss"])
-                self.save(".best")
-
-        def on_train_end(self, logs=None):
-            self.save("")
-            if logs and "loss" in logs and logs["loss"] < self.best:
-                self.save(".best")
-
-    class ImageGrid(keras.callbacks.Callback):
-        """TensorBoard image grid of a fixed batch (one row per sample) every `image_every` steps."""
-
-        def __init__(self):
-            super().__init__()
-            self.writer = tf.summary.create_file_writer(str(out / "tensorboard" / stage / "images"))
-
-        def on_train_batch_end(self, batch, logs=None):
-            step = int(model.optimizer.iterations.numpy())
-            if step % job.config.image_every == 0:
-                columns = model.image_grid(sample_batch)
-                grid = tf.clip_by_value(tf.concat([image for _, image in columns], axis=2), 0.0, 1.0)
-                with self.writer.as_default():
-                    tf.summary.image(" | ".join(name for name, _ in columns), grid, step=step, max_outputs=4)
-                self.writer.flush()
-
-    best = _truncate_log(log_path, backup_dir) if resume else math.inf
-    # The log row and weights come before the backup that marks their epoch done; double_checkpoint:
-    # a job killed while writing a backup restarts from the one before.
-    callbacks = [StepColumn(), keras.callbacks.CSVLogger(str(log_path), append=resume and log_path.is_file()),
-                 NetworkCheckpoint(best), Backup(str(backup_dir), double_checkpoint=True)]
-    if chief:
-        callbacks += [keras.callbacks.TensorBoard(str(out / "tensorboard" / stage), write_graph=False,
-                                                  profile_batch=0), ImageGrid()]
-    return callbacks
-
-
-def _truncate_log(log_path: Path, backup_dir: Path) -> float:
-    """Drop the rows logged after the backup a resumed run restarts from; return their best loss."""
-    metadata = backup_dir / "training_metadata.json"
-    if not log_path.is_file():
-        return math.inf
-    epoch = json.loads(metadata.read_text())["epoch"] if metadata.is_file() else 0
-    with open(log_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    kept = [row for row in rows if int(row["epoch"]) < epoch]
-    if not kept:
-        log_path.unlink()
-        return math.inf
-    with open(log_path, "w", newline="") as f:
-        writer = csv.DictWriter(f, fieldnames=list(rows[0]))
-        writer.writeheader()
-        writer.writerows(kept)
-    return min(float(row["loss"]) for row in kept)
-
-
-def _logged_steps(log_path: Path) -> int:
-    if not log_path.is_file():
-        return 0
-    with open(log_path, newline="") as f:
-        rows = list(csv.DictReader(f))
-    return max((int(row["step"]) for row in rows), default=0)
-
-
-# --- the job -----------------------------------------------------------------------------------
-
-def run_training(args) -> int:
-    config = train_config(args)
-    data = Path(args.data)
-    if not data.is_dir():
-        raise UserError(f"--data {data}: dataset folder not found")
-    if config.method == "viton" and config.stage not in (1, 2):
-        raise UserError(f"--stage {config.stage}: expected 1 or 2")
-    return train(config, data, Path(args.out), resume=args.resume,
-                 overrides=parse_overrides(getattr(args, "set", []), SECTIONS + ("train",)))
-
-
-def train(config: TrainConfig, data: Path, run: Path, resume: bool = False,
-          overrides: dict[str, dict] | None = None) -> int:
-    """Fit one method/stage on the dataset folder `data`, writing the run folder `run`."""
-    builder = method_builder(config.method)
-    if builder is None:  # nothing to learn (nonparametric, layout): the run folder only records its config
-        write_run_config(make_job(config, run, overrides), run)
-        print(f"{config.method}: nothing to train; wrote {run / 'config.json'}")
-        return 0
-    steps_per_epoch = min(config.log_every, config.steps)
-    epochs = math.ceil(config.steps / steps_per_epoch)
-    log_path = run / log_name(config)
-    if resume and config.strategy != "multi-worker" and not (run / "backup" / stage_name(config)).exists() \
-            and _logged_steps(log_path) >= epochs * steps_per_epoch:
-        print(f"{log_path}: already trained for {epochs * steps_per_epoch} steps; nothing to resume")
-        return 0
-
-    import keras
-
-    strategy, worker = make_strategy(config.strategy)  # first: multi-worker must start before other TF work
-    out = run / worker if worker else run
-    job = make_job(config, run, overrides)
-    backup_dir = out / "backup" / job.stage_name
-    if backup_dir.exists() and not resume:
-        raise UserError(f"{backup_dir} holds an interrupted run: add --resume to continue it, "
-                        "or delete that folder to start over")
-    if epochs * steps_per_epoch != config.steps:
-        print(f"training {epochs * steps_per_epoch} steps: --steps rounded up to whole logs of {steps_per_epoch}")
-    if config.batch_size % strategy.num_replicas_in_sync:
-        raise UserError(f"--batch-size {config.batch_size}: must be a multiple of the "
-                        f"{strategy.num_replicas_in_sync} replicas")
-
-    keras.utils.set_random_seed(config.seed)
-    dataset = training_dataset(data, job)
-    sample_batch = next(iter(dataset.take(1)))
-    with strategy.scope():
-        model = builder(job)
-        model.compile(keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-                      keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1))
-        model.build_all(sample_batch)
-        model.build_optimizers([v for network in model.saved_networks().values()
-                                for v in network.trainable_variables])
-    if worker is None:
-        write_run_config(job, run)
-    out.mkdir(parents=True, exist_ok=True)
-    callbacks = _callbacks(model, job, out, steps_per_epoch, resume, sample_batch, chief=worker is None)
-    print(f"{config.method} {job.stage_name}: {epochs * steps_per_epoch} steps of batch {config.batch_size} at "
-          f"{config.height}x{config.width} on {strategy.num_replicas_in_sync} replica(s) -> {out}", flush=True)
-    model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
-              verbose="auto" if worker is None else 0)
-    sys.stdout.flush()
-    return 0

@@ -1,13 +1,12 @@
 """Offline models for `viton-tf prepare`: the MediaPipe .tflite files, unpacked from the mediapipe wheel.
 
-`python -m viton_tf.assets [--quiet]` downloads the `mediapipe==0.10.21` wheel (Apache-2.0) with pip,
+`viton-tf assets [--quiet]` downloads the `mediapipe==0.10.21` wheel (Apache-2.0) with pip,
 without its dependencies (mediapipe itself would pull TensorFlow down to 2.19), and unpacks only the
 model files into the cache folder: `<repo>/assets/mediapipe/`, or `$VITON_ASSETS`. The models run
 with `ai-edge-litert`. Running it again does nothing when every file is there with its size.
 """
 from __future__ import annotations
 
-import argparse
 import json
 import os
 import subprocess
@@ -50,7 +49,7 @@ def model_path(name: str) -> Path:
     """The path of one cached model; a UserError tells how to get it when it is missing."""
     path = assets_dir() / name
     if not path.is_file():
-        raise UserError(f"model file {path} is missing: run `python -m viton_tf.assets` "
+        raise UserError(f"model file {path} is missing: run `viton-tf assets` "
                         f"(needs network access once) or set VITON_ASSETS to a folder holding it")
     return path
 
@@ -105,19 +104,3 @@ def ensure_assets(quiet: bool = False) -> Path:
         for name, size in sizes.items():
             print(f"{folder / name}  {size / 1e6:.1f} MB")
     return folder
-
-
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m viton_tf.assets", description=__doc__.splitlines()[0])
-    parser.add_argument("--quiet", action="store_true")
-    args = parser.parse_args(argv)
-    try:
-        ensure_assets(quiet=args.quiet)
-    except UserError as error:
-        print(f"viton_tf.assets: error: {error}", file=sys.stderr)
-        return 2
-    return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

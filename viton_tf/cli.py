@@ -10,6 +10,8 @@ import os
 import sys
 from pathlib import Path
 
+from viton_tf import methods
+from viton_tf.config import HEIGHT, SECTIONS, WIDTH, SynthConfig, TrainConfig
 from viton_tf.errors import UserError
 
 
@@ -75,15 +77,33 @@ def _categories(value: str) -> tuple[str, ...]:
     return names
 
 
-def _add_size(parser: argparse.ArgumentParser, height: int = 256, width: int = 192) -> None:
-    parser.add_argument("--height", type=_multiple_of_16, default=height, help="image height (multiple of 16)")
-    parser.add_argument("--width", type=_multiple_of_16, default=width, help="image width (multiple of 16)")
+def _add_size(parser: argparse.ArgumentParser, height: int | None = HEIGHT, width: int | None = WIDTH) -> None:
+    parser.add_argument("--height", type=_multiple_of_16, default=height,
+                        help=f"image height (multiple of 16; default {height or HEIGHT})")
+    parser.add_argument("--width", type=_multiple_of_16, default=width,
+                        help=f"image width (multiple of 16; default {width or WIDTH})")
 
 
 # --- handlers: each imports its job only when it runs -------------------------------
 
+def _jobs_on_path() -> None:
+    """Make the jobs (training, export, serving) importable by their folder names. A checkout has them
+    beside viton_tf/; an installed copy keeps them under viton_tf_jobs/ (setup.py), so that it claims no
+    generic top-level names in site-packages: that folder goes first on sys.path."""
+    import importlib.util
+
+    try:
+        spec = importlib.util.find_spec("viton_tf_jobs.training")
+    except ModuleNotFoundError:  # a checkout without an install of this setup.py
+        return
+    if spec is None or not spec.submodule_search_locations:
+        return
+    root = str(Path(next(iter(spec.submodule_search_locations))).parent)
+    if root not in sys.path:
+        sys.path.insert(0, root)
+
+
 def _synth(args: argparse.Namespace) -> int:
-    from viton_tf.config import SynthConfig
     from viton_tf.data.synthetic import write_world
 
     config = SynthConfig(pairs=args.pairs, height=args.height, width=args.width, seed=args.seed,
@@ -99,13 +119,13 @@ def _demo(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace) -> int:
-    from training.train import run_training
+    from training.fit import run_training
 
     return run_training(args)
 
 
 def _warp_eval(args: argparse.Namespace) -> int:
-    from viton_tf.warp.evaluate import run_warp_eval
+    from training.warp_eval import run_warp_eval
 
     return run_warp_eval(args)
 
@@ -164,9 +184,16 @@ def _evaluate(args: argparse.Namespace) -> int:
 
 
 def _prepare(args: argparse.Namespace) -> int:
-    from viton_tf.prepare import run_prepare
+    from export.prepare import run_prepare
 
     return run_prepare(args)
+
+
+def _assets(args: argparse.Namespace) -> int:
+    from viton_tf.assets import ensure_assets
+
+    ensure_assets(quiet=args.quiet)
+    return 0
 
 
 def _tryon(args: argparse.Namespace) -> int:
@@ -182,51 +209,64 @@ class _Parser(argparse.ArgumentParser):
         self.exit(2, f"{self.prog}: error: {message}\n")
 
 
-def build_parser() -> argparse.ArgumentParser:
-    parser = _Parser(
-        prog="viton-tf", description="Image-based virtual try-on (VITON) in TensorFlow/Keras.")
-    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+# --- the parser: one function per subcommand ----------------------------------------
 
+def _add_synth(sub) -> None:
     p = sub.add_parser("synth", help="generate the synthetic try-on world (VITON-HD layout)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
-    p.add_argument("--pairs", type=_positive_int, default=64, help="number of person/garment pairs")
+    p.add_argument("--pairs", type=_positive_int, default=SynthConfig.pairs, help="number of person/garment pairs")
     _add_size(p)
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--test-fraction", type=_fraction, default=0.25, help="share of pairs in the test split")
-    p.add_argument("--categories", type=_categories, default=("upper",),
+    p.add_argument("--seed", type=int, default=SynthConfig.seed)
+    p.add_argument("--test-fraction", type=_fraction, default=SynthConfig.test_fraction,
+                   help="share of pairs in the test split")
+    p.add_argument("--categories", type=_categories, default=SynthConfig.categories,
                    help="comma-separated garment categories: upper,lower,full")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_synth)
 
+
+def _add_demo(sub) -> None:
     p = sub.add_parser("demo", help="the main job: synthesise, train, export, serve, try on real photos")
     p.add_argument("--out", type=Path, default=Path("results"), help="where the figures and page go")
     p.add_argument("--work", type=Path, default=Path("work"), help="scratch folder (data, runs, models)")
     p.add_argument("--quick", action="store_true", help="smallest settings, for a smoke test")
     p.set_defaults(handler=_demo)
 
-    p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit")
+
+def _add_train(sub) -> None:
+    p = sub.add_parser("train", help="train a method (VITON's stage 1 or 2, or a baseline) with model.fit",
+                       description="Settings come from the defaults, then --config, then the flags given, "
+                                   "then --set; a flag left out keeps the --config file's value.")
+    p.add_argument("--config", type=_existing_file, default=None,
+                   help="a named experiment (configs/*.json: sections of ExperimentConfig)")
     p.add_argument("--stage", type=int, choices=(1, 2), default=None, help="VITON stage (with --method viton)")
-    p.add_argument("--method", default="viton",
-                   choices=("viton", "encoder_decoder", "nonparametric", "prgan", "cagan", "crn", "layout"))
+    p.add_argument("--method", default=None, choices=methods.NAMES, help=f"default: {TrainConfig.method}")
     p.add_argument("--data", type=_existing_dir, required=True, help="dataset folder (VITON-HD layout)")
     p.add_argument("--out", type=Path, required=True, help="run folder (config, checkpoints, logs)")
-    p.add_argument("--steps", type=_positive_int, default=1000)
-    p.add_argument("--batch-size", type=_positive_int, default=16)
-    _add_size(p)
-    p.add_argument("--vgg-weights", default="imagenet", help="imagenet, none, or a path to VGG19 weights")
-    p.add_argument("--gan", action="store_true", help="add a PatchGAN adversarial term")
-    p.add_argument("--strategy", default="auto", choices=("auto", "mirrored", "multi-worker", "default"))
+    p.add_argument("--steps", type=_positive_int, default=None, help=f"default: {TrainConfig.steps}")
+    p.add_argument("--batch-size", type=_positive_int, default=None, help=f"default: {TrainConfig.batch_size}")
+    _add_size(p, None, None)
+    p.add_argument("--vgg-weights", default=None,
+                   help=f"imagenet, none, or a path to VGG19 weights (default: {TrainConfig.vgg_weights})")
+    p.add_argument("--gan", action="store_true", default=None, help="add a PatchGAN adversarial term")
+    p.add_argument("--strategy", default=None, choices=("auto", "mirrored", "multi-worker", "default"),
+                   help=f"default: {TrainConfig.strategy}")
     p.add_argument("--resume", action="store_true", help="continue a killed run from its backup")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--checkpoint-every", type=_positive_int, default=500,
-                   help="steps between backups (for --resume) and weight files")
-    p.add_argument("--image-every", type=_positive_int, default=100, help="steps between TensorBoard image grids")
-    p.add_argument("--cache", default="memory", help="cache decoded examples: memory, none, or a file prefix")
+    p.add_argument("--seed", type=int, default=None, help=f"default: {TrainConfig.seed}")
+    p.add_argument("--checkpoint-every", type=_positive_int, default=None,
+                   help="steps between backups (for --resume) and weight files "
+                        f"(default: {TrainConfig.checkpoint_every})")
+    p.add_argument("--image-every", type=_positive_int, default=None,
+                   help=f"steps between TensorBoard image grids (default: {TrainConfig.image_every})")
+    p.add_argument("--cache", default=None,
+                   help=f"cache decoded examples: memory, none, or a file prefix (default: {TrainConfig.cache})")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a config field, e.g. generator.base_filters=32 or loss.stage1_perceptual=0 "
-                        "(sections: generator, refinement, discriminator, loss, warp, data, train); repeatable")
+                        "(sections: " + ", ".join(SECTIONS) + "); repeatable")
     p.set_defaults(handler=_train)
 
+
+def _add_warp_eval(sub) -> None:
     p = sub.add_parser("warp-eval", help="measure the shape-context TPS warp against the true warp")
     p.add_argument("--data", type=_existing_dir, required=True)
     p.add_argument("--out", type=Path, required=True, help="JSON report")
@@ -241,6 +281,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--width", type=_multiple_of_16, default=None)
     p.set_defaults(handler=_warp_eval)
 
+
+def _add_train_layout(sub) -> None:
     p = sub.add_parser("train-layout", help="train the real-photo try-on's layout network on the synthetic world")
     p.add_argument("--out", type=Path, required=True, help="weights file to write (.weights.h5)")
     p.add_argument("--examples", type=_positive_int, default=768)
@@ -250,9 +292,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--overwrite", action="store_true", help="replace an existing weights file")
     p.set_defaults(handler=_train_layout)
 
+
+def _add_export(sub) -> None:
     p = sub.add_parser("export", help="export a run (or a method that needs none) as a TF Serving SavedModel version")
     p.add_argument("--run", type=_existing_dir, default=None, help="a trained run folder")
-    p.add_argument("--method", default=None, choices=("viton", "nonparametric", "layout"),
+    p.add_argument("--method", default=None, choices=methods.EXPORTABLE,
                    help="the method to export (default: the run's own; layout and nonparametric need no --run)")
     p.add_argument("--out", type=Path, required=True, help="model base path (versions are folders in it)")
     p.add_argument("--version", type=_positive_int, required=True)
@@ -266,6 +310,8 @@ def build_parser() -> argparse.ArgumentParser:
                         "--xla_cpu_compilation_enabled=true, an experimental flag)")
     p.set_defaults(handler=_export)
 
+
+def _add_serve(sub) -> None:
     p = sub.add_parser("serve", help="a local server speaking TF Serving's gRPC and REST APIs")
     p.add_argument("--model-config", type=_existing_file, required=True, help="TF Serving model_config_list")
     p.add_argument("--grpc-port", type=int, required=True)
@@ -281,6 +327,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="larger requests get INVALID_ARGUMENT (default: ServingConfig.max_request_bytes)")
     p.set_defaults(handler=_serve)
 
+
+def _add_client(sub) -> None:
     p = sub.add_parser("client", help="call a served model (TF Serving or `viton-tf serve`)")
     p.add_argument("--server", required=True, help="HOST:PORT")
     p.add_argument("--person", type=_existing_file, required=True)
@@ -295,6 +343,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--rest", action="store_true", help="use the REST API instead of gRPC")
     p.set_defaults(handler=_client)
 
+
+def _add_evaluate(sub) -> None:
     p = sub.add_parser("evaluate", help="compare every trained method on the same test pairs")
     p.add_argument("--data", type=_existing_dir, required=True)
     p.add_argument("--runs", type=_existing_dir, required=True, help="folder of run folders")
@@ -303,29 +353,53 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--inception-weights", default=None, help="imagenet or a path; IS/FID need real weights")
     p.set_defaults(handler=_evaluate)
 
+
+def _add_prepare(sub) -> None:
     p = sub.add_parser("prepare", help="own photos -> dataset layout (pose, parsing, cloth masks), offline")
     p.add_argument("--persons", type=_existing_dir, required=True)
     p.add_argument("--cloths", type=_existing_dir, required=True)
     p.add_argument("--out", type=Path, required=True)
     _add_size(p)
-    p.add_argument("--pairs", type=_existing_file, default=None, help="pairs file (default: every person with every cloth)")
+    p.add_argument("--pairs", type=_existing_file, default=None,
+                   help="pairs file (default: every person with every cloth)")
     p.add_argument("--overwrite", action="store_true", help="replace a dataset already in --out")
     p.set_defaults(handler=_prepare)
 
+
+def _add_tryon(sub) -> None:
     p = sub.add_parser("tryon", help="prepare + the exported model on one person photo and one garment")
     p.add_argument("--model", type=Path, default=None, help="exported model folder (a version, or a base path)")
     p.add_argument("--person", type=_existing_file, required=True)
     p.add_argument("--cloth", type=_existing_file, required=True)
     p.add_argument("--out", type=Path, required=True)
-    p.add_argument("--method", default="layout", choices=("layout", "viton", "nonparametric"),
+    p.add_argument("--method", default="layout", choices=methods.EXPORTABLE,
                    help="layout (default): the real-photo try-on, at the photo's own size; viton: an exported "
                         "model (--model); nonparametric: the paper's warp-and-paste")
     p.set_defaults(handler=_tryon)
+
+
+def _add_assets(sub) -> None:
+    p = sub.add_parser("assets", help="download the MediaPipe models `prepare` runs (once, then offline)")
+    p.add_argument("--quiet", action="store_true", help="print nothing when the models are there")
+    p.set_defaults(handler=_assets)
+
+
+SUBCOMMANDS = (_add_synth, _add_demo, _add_train, _add_warp_eval, _add_train_layout, _add_export, _add_serve,
+               _add_client, _add_evaluate, _add_prepare, _add_tryon, _add_assets)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _Parser(
+        prog="viton-tf", description="Image-based virtual try-on (VITON) in TensorFlow/Keras.")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True, parser_class=_Parser)
+    for add in SUBCOMMANDS:
+        add(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    _jobs_on_path()
     # TF's C++ start-up chatter (CUDA probing, oneDNN notes) is not for users; warnings and errors stay.
     os.environ.setdefault("TF_CPP_MIN_LOG_LEVEL", "2")
     try:

@@ -14,7 +14,8 @@ from __future__ import annotations
 
 import dataclasses
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from viton_tf.errors import UserError
@@ -93,11 +94,10 @@ class DataConfig:
 
     height: int = HEIGHT
     width: int = WIDTH
-    split: str = "train"
-    shuffle: bool = True
-    seed: int = 0
-    skip_bad: bool = False  # skip missing/corrupt pairs with a warning instead of failing
-    # Parse labels that make up the worn garment (the clothing-mask target M0).
+    skip_bad: bool = False  # training skips missing/corrupt pairs with a warning instead of failing
+    # The one definition of the worn garment (the clothing-mask target M0): training, warp-eval, evaluate and
+    # the exported try-on all read it. Upper clothes only, as the datasets here label the tried-on garment;
+    # a world of `--categories full` (dresses, label 6) needs data.garment_labels=[6].
     garment_labels: tuple[int, ...] = (LIP.UPPER_CLOTHES,)
     # Parse labels that can cover the worn garment: the warp matches the garment's outline
     # behind them and hides the warped garment under them.
@@ -180,8 +180,7 @@ class LossConfig:
     )
     stage2_vgg_layers: tuple[str, ...] = ("block3_conv2", "block4_conv2", "block5_conv2")
     perceptual_normaliser: float = 128.0
-    adversarial: float = 0.0  # > 0 with --gan
-    gan_weight_when_enabled: float = 0.1
+    adversarial: float = 0.1  # the PatchGAN term's weight, when `train.gan` (--gan) adds one
 
 
 @dataclass(frozen=True)
@@ -202,7 +201,6 @@ class TrainConfig:
     seed: int = 0
     log_every: int = 10  # model_zalando_mask_content.py:50 (log_every_n_steps=10)
     image_every: int = 100  # model_zalando_mask_content.py:60 (summary_freq=100)
-    warp_matcher: str = "sinkhorn"
     checkpoint_every: int = 500  # steps between backups and weight files (rounded up to log_every)
     cache: str = "memory"  # decoded examples: "memory", "none", or a file prefix for tf.data's disk cache
     shuffle_buffer: int = 256
@@ -250,7 +248,6 @@ class ServingConfig:
     model_name: str = "viton"
     max_request_bytes: int = 16 * 1024 * 1024
     max_batch_size: int = 8
-    batch_timeout_micros: int = 5000
 
 
 @dataclass(frozen=True)
@@ -283,6 +280,152 @@ class CRNConfig:
     max_filters: int = 512
     min_filters: int = 64
     leaky_relu_slope: float = 0.2  # the paper's lrelu
+
+
+SIZED = ("train", "data", "representation")  # the sections that carry the image size
+
+
+@dataclass(frozen=True)
+class ExperimentConfig:
+    """The root: every section of one experiment. Named experiments are configs/*.json; a run folder's
+    config.json records the one it was trained with. `to_dict()`/`from_dict()` round-trip it whole, and an
+    unknown section or field is an error naming it. The image size is one: `train.height`/`train.width`,
+    which `data` and `representation` repeat (`sized` sets all three)."""
+
+    data: DataConfig = field(default_factory=DataConfig)
+    representation: RepresentationConfig = field(default_factory=RepresentationConfig)
+    generator: GeneratorConfig = field(default_factory=GeneratorConfig)
+    refinement: RefinementConfig = field(default_factory=RefinementConfig)
+    discriminator: DiscriminatorConfig = field(default_factory=DiscriminatorConfig)
+    loss: LossConfig = field(default_factory=LossConfig)
+    train: TrainConfig = field(default_factory=TrainConfig)
+    warp: WarpConfig = field(default_factory=WarpConfig)
+    prgan: PRGANConfig = field(default_factory=PRGANConfig)
+    cagan: CAGANConfig = field(default_factory=CAGANConfig)
+    crn: CRNConfig = field(default_factory=CRNConfig)
+
+    def __post_init__(self):
+        sizes = {f"{name}.height/width": (getattr(self, name).height, getattr(self, name).width) for name in SIZED}
+        if len(set(sizes.values())) > 1:
+            raise UserError("the image size must be one: " + ", ".join(f"{k} {h}x{w}" for k, (h, w) in sizes.items()))
+
+    def sized(self, height: int, width: int) -> "ExperimentConfig":
+        """This experiment at another image size (every section that carries it)."""
+        return dataclasses.replace(self, **{name: dataclasses.replace(getattr(self, name), height=height, width=width)
+                                            for name in SIZED})
+
+    def to_dict(self) -> dict[str, dict]:
+        return {name: dataclasses.asdict(getattr(self, name)) for name in SECTIONS}
+
+    @classmethod
+    def from_dict(cls, values: dict, source: str = "config") -> "ExperimentConfig":
+        """From a dict of sections, each with any of its fields (the rest keep their defaults). A size given
+        in one of train, data, representation is the size of all three; two different ones are an error."""
+        unknown = sorted(set(values) - set(SECTIONS))
+        if unknown:
+            raise UserError(f"{source}: unknown section(s) {unknown} (sections: {', '.join(SECTIONS)})")
+        sections = {}
+        for name, section_values in values.items():
+            if not isinstance(section_values, dict):
+                raise UserError(f"{source}: section {name!r} must be an object of fields, got {section_values!r}")
+            sections[name] = _section(SECTION_TYPES[name], section_values, f"{source}: {name}")
+        sizes = {(name, axis): section_values[axis] for name, section_values in values.items()
+                 if name in SIZED for axis in ("height", "width")
+                 if axis in section_values}
+        for axis in ("height", "width"):
+            given = {value for (_, a), value in sizes.items() if a == axis}
+            if len(given) > 1:
+                raise UserError(f"{source}: {axis} must be one, got " + ", ".join(
+                    f"{name}.{a}={value}" for (name, a), value in sorted(sizes.items()) if a == axis))
+        height = next((v for (_, a), v in sizes.items() if a == "height"), HEIGHT)
+        width = next((v for (_, a), v in sizes.items() if a == "width"), WIDTH)
+        for name in SIZED:
+            sections[name] = dataclasses.replace(sections.get(name, SECTION_TYPES[name]()), height=height, width=width)
+        return cls(**sections)
+
+    def with_overrides(self, overrides: dict[str, dict]) -> "ExperimentConfig":
+        """This experiment with the fields that `overrides` ({section: {field: value}}, as `parse_overrides`
+        gives them) replaced; a size override resizes every section that carries the size."""
+        config = self
+        for section in overrides:
+            if section not in SECTIONS:
+                raise UserError(f"--set {section}.*: no such section (sections: {', '.join(SECTIONS)})")
+            replaced = override(getattr(config, section), section, overrides)
+            if section in SIZED:
+                config = config.sized(replaced.height, replaced.width)
+            config = dataclasses.replace(config, **{section: replaced})
+        return config
+
+
+SECTION_TYPES: dict[str, type] = {f.name: f.default_factory for f in dataclasses.fields(ExperimentConfig)}
+SECTIONS = tuple(SECTION_TYPES)
+
+
+def _section(cls: type, values: dict, source: str) -> Any:
+    names = {f.name for f in dataclasses.fields(cls)}
+    unknown = sorted(set(values) - names)
+    if unknown:
+        raise UserError(f"{source}.{unknown[0]}: no such field (fields: {', '.join(sorted(names))})")
+    return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
+
+
+def load_experiment(path) -> ExperimentConfig:
+    """A named experiment (configs/*.json): sections with the fields that differ from the defaults."""
+    path = Path(path)
+    try:
+        values = json.loads(path.read_text())
+    except OSError as error:
+        raise UserError(f"{path}: cannot read the experiment config ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(values, dict):
+        raise UserError(f"{path}: expected an object of sections")
+    values = {k: v for k, v in values.items() if k != "description"}  # a named experiment says what it is
+    return ExperimentConfig.from_dict(values, str(path))
+
+
+# Keys of a run folder's config.json beside the sections: the method, and each stage's train section
+# ("train_stage1", "train_stage2", "train_<method>") as it was when that stage ran.
+RUN_METHOD_KEY = "method"
+RUN_STAGE_PREFIX = "train_"
+# Fields that run folders written before the root config still record; reading a run drops them (they
+# did nothing, or another field says the same: WarpConfig.matcher, LossConfig.adversarial, TrainConfig.seed).
+RETIRED_FIELDS = {"data": ("split", "shuffle", "seed"), "loss": ("gan_weight_when_enabled",),
+                  "train": ("warp_matcher",)}
+
+
+def load_run_config(run_dir) -> ExperimentConfig:
+    """The experiment a run folder's config.json records (as `viton-tf train` writes it: the sections, the
+    method and each stage's train section). Without a train section (a hand-written file) the latest stage's,
+    else just the method."""
+    path = Path(run_dir) / "config.json"
+    try:
+        saved = json.loads(path.read_text())
+    except OSError as error:
+        raise UserError(f"{path}: cannot read the run's config ({error.strerror})") from None
+    except json.JSONDecodeError as error:
+        raise UserError(f"{path}: not valid JSON ({error})") from None
+    if not isinstance(saved, dict):
+        raise UserError(f"{path}: expected an object of sections")
+    sections = {k: v for k, v in saved.items() if k != RUN_METHOD_KEY and not k.startswith(RUN_STAGE_PREFIX)}
+    if "train" not in sections:
+        stages = sorted(k for k in saved if k.startswith(RUN_STAGE_PREFIX))
+        sections["train"] = dict(saved[stages[-1]]) if stages else {}
+        if RUN_METHOD_KEY in saved:
+            sections["train"]["method"] = saved[RUN_METHOD_KEY]
+    sections = {name: {k: v for k, v in values.items() if k not in RETIRED_FIELDS.get(name, ())}
+                if isinstance(values, dict) else values for name, values in sections.items()}
+    return ExperimentConfig.from_dict(sections, str(path))
+
+
+def run_record(experiment: ExperimentConfig, stage_name: str, saved: dict | None = None) -> dict:
+    """What a run folder's config.json holds after a stage ran: `saved` (the file so far) updated with every
+    section, the method, and this stage's train section under "train_<stage name>"."""
+    record = dict(saved or {})
+    record.update(experiment.to_dict())
+    record[RUN_METHOD_KEY] = experiment.train.method
+    record[RUN_STAGE_PREFIX + stage_name] = dataclasses.asdict(experiment.train)
+    return record
 
 
 def to_json(config: Any) -> str:

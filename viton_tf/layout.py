@@ -13,7 +13,7 @@ import numpy as np
 import tensorflow as tf
 
 from viton_tf.config import BODY25_TO_COCO18, LIP, RepresentationConfig
-from viton_tf.representation import label_mask, person_representation
+from viton_tf.representation import person_representation
 
 WEIGHTS = Path(__file__).with_name("weights") / "layout.weights.h5"
 GARMENT_LABELS = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
@@ -40,22 +40,17 @@ def synthetic_examples(count: int, height: int, width: int, seed: int = 0) -> di
     """`count` layout examples from the synthetic world: parsing (own top), COCO-18 keypoints, product mask
     of another top, and the targets garment_mask and skin_mask of the body wearing that product."""
     from viton_tf.config import SynthConfig
-    from viton_tf.data import synthetic
+    from viton_tf.data.synthetic import swapped_garment
 
     config = SynthConfig(pairs=count, height=height, width=width, seed=TRAINING_SEED_OFFSET + seed)
-    grid = synthetic._Grid.of(height, width)
     examples = {name: [] for name in ("parsing", "keypoints", "product_mask", "garment_mask", "skin_mask")}
     for index in range(count):
-        body, own = synthetic._world_item(config, index, "upper", grid)
-        _, product = synthetic._world_item(config, count + index, "upper", grid)
-        _, parse_own, _ = synthetic._render(body, own, grid)
-        _, parse_new, _ = synthetic._render(body, product, grid)
-        body25 = synthetic._keypoints(body, height, width)
-        examples["parsing"].append(parse_own.astype(np.int32))
-        examples["keypoints"].append(body25[list(BODY25_TO_COCO18)].astype(np.float32))
-        examples["product_mask"].append((product.mask > 127).astype(np.float32)[..., None])
-        examples["garment_mask"].append(np.isin(parse_new, GARMENT_LABELS).astype(np.float32)[..., None])
-        examples["skin_mask"].append(np.isin(parse_new, SKIN_LABELS).astype(np.float32)[..., None])
+        example = swapped_garment(config, index, count + index)
+        examples["parsing"].append(example["parse_own"].astype(np.int32))
+        examples["keypoints"].append(example["keypoints"][list(BODY25_TO_COCO18)].astype(np.float32))
+        examples["product_mask"].append((example["product_mask"] > 127).astype(np.float32)[..., None])
+        examples["garment_mask"].append(np.isin(example["parse_new"], GARMENT_LABELS).astype(np.float32)[..., None])
+        examples["skin_mask"].append(np.isin(example["parse_new"], SKIN_LABELS).astype(np.float32)[..., None])
     return {name: np.stack(values) for name, values in examples.items()}
 
 

@@ -5,47 +5,26 @@ RUN/<network>.weights.h5 the trained weights (`viton-tf train` writes both).
 """
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import tensorflow as tf
 
-from viton_tf.config import (CAGANConfig, CRNConfig, DataConfig, GeneratorConfig, PRGANConfig, RefinementConfig,
-                             RepresentationConfig, WarpConfig, from_dict)
+from viton_tf.config import ExperimentConfig, load_run_config
 from viton_tf.errors import UserError
 
-SECTIONS = {"generator": GeneratorConfig, "refinement": RefinementConfig, "representation": RepresentationConfig,
-            "warp": WarpConfig, "data": DataConfig, "prgan": PRGANConfig, "cagan": CAGANConfig, "crn": CRNConfig}
 
-
-def read_config(run: Path) -> dict:
-    """RUN/config.json as a dict of dicts, or a UserError naming the file."""
-    path = Path(run) / "config.json"
-    try:
-        return json.loads(path.read_text())
-    except (OSError, ValueError) as error:
-        raise UserError(f"{path}: cannot read the run's config ({error})") from None
-
-
-def section(config: dict, name: str):
-    """The dataclass of section `name` from a run's config, or its defaults."""
-    values = config.get(name)
-    return from_dict(SECTIONS[name], values) if isinstance(values, dict) and values else SECTIONS[name]()
-
-
-def build_network(method: str, config: dict, height: int, width: int):
+def build_network(method: str, experiment: ExperimentConfig, height: int, width: int):
     """The network a baseline trains, from the config sections of its run (None for nonparametric)."""
     from viton_tf.models.baselines.cagan import CAGAN
     from viton_tf.models.baselines.crn import CRN
     from viton_tf.models.baselines.prgan import PRGAN
 
-    generator = section(config, "generator")
     if method == "prgan":
-        return PRGAN(section(config, "prgan"), generator)
+        return PRGAN(experiment.prgan, experiment.generator)
     if method == "cagan":
-        return CAGAN(section(config, "cagan"), generator)
+        return CAGAN(experiment.cagan, experiment.generator)
     if method == "crn":
-        return CRN(section(config, "crn"), height, width)
+        return CRN(experiment.crn, height, width)
     if method == "nonparametric":
         return None
     raise ValueError(f"no baseline network for method {method!r}")
@@ -63,23 +42,23 @@ def load_weights(network, inputs: dict, path: Path):
     return network
 
 
-def _zeros(config: dict, height: int, width: int) -> dict:
+def _zeros(experiment: ExperimentConfig, height: int, width: int) -> dict:
     image = tf.zeros([1, height, width, 3])
-    channels = section(config, "representation").channels
+    channels = experiment.representation.channels
     return {"representation": tf.zeros([1, height, width, channels]), "cloth": image, "person": image,
             "worn_cloth": image, "warped_cloth": image, "coarse_person": image, "garment_mask": image[..., :1]}
 
 
-def load_viton_networks(run: Path, config: dict, height: int, width: int) -> tuple:
+def load_viton_networks(run: Path, experiment: ExperimentConfig, height: int, width: int) -> tuple:
     """(generator, refinement) of a VITON run, weights loaded."""
     from viton_tf.models.generator import Generator
     from viton_tf.models.refinement import Refinement
 
-    run, zeros = Path(run), _zeros(config, height, width)
-    generator = load_weights(Generator(section(config, "generator"), name="generator"),
+    run, zeros = Path(run), _zeros(experiment, height, width)
+    generator = load_weights(Generator(experiment.generator, name="generator"),
                              {name: zeros[name] for name in ("representation", "cloth")},
                              run / "generator.weights.h5")
-    refinement = load_weights(Refinement(section(config, "refinement"), name="refinement"),
+    refinement = load_weights(Refinement(experiment.refinement, name="refinement"),
                               {name: zeros[name] for name in ("warped_cloth", "coarse_person", "garment_mask")},
                               run / "refinement.weights.h5")
     return generator, refinement
@@ -95,13 +74,13 @@ def tryon_module(run: Path | None, method: str | None = None, precision: str = "
 
     from viton_tf.tryon import PRECISIONS, TryOnModule
 
-    config = read_config(run) if run is not None else {}
-    method = method or config.get("method", "viton")
+    experiment = load_run_config(run) if run is not None else ExperimentConfig()
+    method = method or experiment.train.method
     if run is None and method not in ("layout", "nonparametric"):
         raise UserError(f"method {method}: needs a trained run folder (--run)")
     if precision not in PRECISIONS:
         raise UserError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
-    representation = section(config, "representation")
+    representation = experiment.representation
     height, width = representation.height, representation.width
     networks, layout_net = (None, None), None
     if method == "layout":
@@ -112,23 +91,23 @@ def tryon_module(run: Path | None, method: str | None = None, precision: str = "
         policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
         try:
-            networks = load_viton_networks(run, config, height, width)
+            networks = load_viton_networks(run, experiment, height, width)
         finally:
             keras.mixed_precision.set_global_policy(policy)
-    return TryOnModule(height, width, method, *networks, representation, section(config, "warp"),
-                       section(config, "data"), xla=xla, layout_net=layout_net)
+    return TryOnModule(height, width, method, *networks, representation, experiment.warp, experiment.data,
+                       xla=xla, layout_net=layout_net)
 
 
-def load_predictor(run: Path, method: str, config: dict, height: int, width: int):
+def load_predictor(run: Path, method: str, experiment: ExperimentConfig, height: int, width: int):
     """A function batch -> {"tryon"[, "warped_mask"]} for a trained run; the batch has the readers' keys plus
     "representation" and "worn_cloth" (the product photo of the garment the person wears)."""
     from viton_tf.representation import garment_mask, label_mask
     from viton_tf.tryon import make_warp, nonparametric_tryon, viton_forward
 
     run = Path(run)
-    warp, data = make_warp(section(config, "warp")), section(config, "data")
+    warp, data = make_warp(experiment.warp), experiment.data
     occluders = lambda batch: label_mask(batch["parsing"], data.occluder_labels)
-    zeros = _zeros(config, height, width)
+    zeros = _zeros(experiment, height, width)
     generator_inputs = lambda batch: {"representation": batch["representation"], "cloth": batch["cloth"]}
     if method == "nonparametric":
         def paste(batch):
@@ -146,28 +125,28 @@ def load_predictor(run: Path, method: str, config: dict, height: int, width: int
 
         def lay_out(batch):
             outputs = layout_tryon(batch["person"], batch["cloth"], batch["cloth_mask"], batch["parsing"],
-                                   batch["keypoints"], layout_net, warp, section(config, "representation"))
+                                   batch["keypoints"], layout_net, warp, experiment.representation)
             return {"tryon": outputs["tryon"], "warped_mask": outputs["composition_mask"],
                     "garment_region": outputs["composition_mask"]}
 
         return lay_out
     if method in ("prgan", "crn"):
-        network = load_weights(build_network(method, config, height, width), zeros, run / f"{method}.weights.h5")
+        network = load_weights(build_network(method, experiment, height, width), zeros, run / f"{method}.weights.h5")
         return lambda batch: {"tryon": network(generator_inputs(batch), training=False)["tryon"]}
     if method == "cagan":
-        network = load_weights(build_network(method, config, height, width), zeros, run / "cagan.weights.h5")
+        network = load_weights(build_network(method, experiment, height, width), zeros, run / "cagan.weights.h5")
         return lambda batch: {"tryon": network({"person": batch["person"], "worn_cloth": batch["worn_cloth"],
                                                 "cloth": batch["cloth"]}, training=False)["tryon"]}
     if method == "encoder_decoder":
         from viton_tf.models.generator import Generator
 
-        generator = load_weights(Generator(section(config, "generator")),
+        generator = load_weights(Generator(experiment.generator),
                                  {name: zeros[name] for name in ("representation", "cloth")},
                                  run / "generator.weights.h5")
         return lambda batch: {"tryon": generator(generator_inputs(batch), training=False)["coarse_person"]}
     if method != "viton":
         raise ValueError(f"unknown method {method!r}")
-    generator, refinement = load_viton_networks(run, config, height, width)
+    generator, refinement = load_viton_networks(run, experiment, height, width)
 
     def predict(batch):
         outputs = viton_forward(generator, refinement, batch["representation"], batch["cloth"],

@@ -16,10 +16,10 @@ import tensorflow as tf
 from viton_tf.config import LIP, DataConfig, RepresentationConfig, WarpConfig
 from viton_tf.data.cloth_mask import cloth_mask_from_photo
 from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, to_uint8
+from viton_tf.methods import EXPORTABLE as METHODS
 from viton_tf.representation import garment_mask, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
 
-METHODS = ("viton", "nonparametric", "layout")
 PRECISIONS = ("float32", "bfloat16")
 # G_C's clothing mask is binarised at 0.5 before the warp: model_zalando_refine_test.py:138.
 GARMENT_MASK_THRESHOLD = 0.5

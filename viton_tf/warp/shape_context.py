@@ -1,266 +1,20 @@
-"""Shape-context matching of two masks and the thin-plate spline it fits, in TF.
+"""The shape-context TPS warp of a product cloth onto a garment mask, in TF (the official VITON MATLAB
+code, shape_context/tps_main.m and the files it calls).
 
-Reproduces the official VITON MATLAB code (shape_context/tps_main.m and the files it
-calls): 100 contour points per mask, log-polar shape contexts, a chi^2 + tangent cost
-with dummy points for outliers, 6 rounds of match-and-fit (the first one affine), all on
-masks resized to 64x48. The last fit, inverted, is evaluated on a 10x10 grid of the
-target: those control points drive `tps.sparse_image_warp` on the full-size cloth.
-
-Matching is a transport plan between the two point sets plus dummies: `hungarian` is the
-exact assignment (scipy, outside the graph, the reference); `sinkhorn` is entropic
-optimal transport in log domain with fixed iteration counts, so with it everything here
-is pure TF (differentiable, tf.function/XLA/SavedModel safe).
+6 rounds of match (viton_tf/warp/matching.py) and fit (viton_tf/warp/tps_fit.py), the first one
+affine, on masks resized to 64x48. The last fit, inverted, is evaluated on a 10x10 grid of the
+target: those control points drive `tps.sparse_image_warp` on the full-size cloth. With the
+Sinkhorn matcher everything here is pure TF (differentiable, tf.function/XLA/SavedModel safe).
 """
 from __future__ import annotations
-
-import math
 
 import numpy as np
 import tensorflow as tf
 
 from viton_tf.config import WarpConfig
 from viton_tf.warp import tps
-
-MATCHERS = ("sinkhorn", "hungarian")
-
-
-# ---------------------------------------------------------------- contour sampling
-
-def _resize_mask(mask: tf.Tensor, height: int, width: int) -> tf.Tensor:
-    """Area-downsample when the size divides (XLA has no ResizeArea kernel), else bilinear."""
-    in_h, in_w = mask.shape[1], mask.shape[2]
-    if in_h is not None and in_w is not None and in_h % height == 0 and in_w % width == 0:
-        if (in_h, in_w) == (height, width):
-            return mask
-        return tf.nn.avg_pool2d(mask, (in_h // height, in_w // width), (in_h // height, in_w // width), "VALID")
-    return tf.image.resize(mask, (height, width), method="bilinear")
-
-
-def sample_contour(mask: tf.Tensor, config: WarpConfig = WarpConfig()):
-    """`config.num_points` points on the boundary of `mask` [B,H,W,1] at the matching size.
-
-    Returns (points [B,N,2] as (x, y) pixels of the matching grid, tangent angles [B,N],
-    boundary pixel count [B]). Boundary = mask minus its 3x3 erosion; the points are
-    picked by farthest-point sampling (deterministic, roughly even spacing like
-    get_samples_1.m) and moved half a pixel outwards onto the 0.5 level line that
-    bdry_extract_3.m traces. Tangents follow bdry_extract_3.m: gradient angle + pi/2.
-    """
-    height, width, num = config.match_height, config.match_width, config.num_points
-    mask = tf.convert_to_tensor(mask, tf.float32)
-    binary = tf.cast(_resize_mask(mask, height, width) > 0.5, tf.float32)
-    eroded = -tf.nn.max_pool2d(-binary, 3, 1, "SAME")
-    boundary = tf.reshape(binary - eroded, [-1, height * width]) > 0.5
-    smooth = tf.nn.avg_pool2d(binary, 3, 1, "SAME")[..., 0]
-    padded = tf.pad(smooth, [[0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")
-    grad_x = tf.reshape(0.5 * (padded[:, 1:-1, 2:] - padded[:, 1:-1, :-2]), [-1, height * width])
-    grad_y = tf.reshape(0.5 * (padded[:, 2:, 1:-1] - padded[:, :-2, 1:-1]), [-1, height * width])
-
-    ys, xs = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
-    pixels = tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1])], axis=-1)  # [HW, 2]
-    batch = tf.shape(mask)[0]
-    # Start from the first boundary pixel in raster order (top row, leftmost).
-    order = tf.range(height * width, 0, -1, dtype=tf.float32)
-    first = tf.argmax(tf.where(boundary, order[None], -1.0), axis=1, output_type=tf.int32)
-    big = tf.constant(1e9, tf.float32)
-
-    def step(i, last, nearest, chosen):
-        last_xy = tf.gather(pixels, last)  # [B, 2]
-        dist = tf.reduce_sum(tf.square(pixels[None] - last_xy[:, None]), axis=-1)
-        nearest = tf.minimum(nearest, dist)
-        nxt = tf.argmax(tf.where(boundary, nearest, -1.0), axis=1, output_type=tf.int32)
-        chosen = tf.tensor_scatter_nd_update(
-            chosen, tf.stack([tf.range(batch), tf.fill([batch], i)], axis=1), nxt)
-        return i + 1, nxt, nearest, chosen
-
-    chosen0 = tf.tensor_scatter_nd_update(
-        tf.zeros([batch, num], tf.int32), tf.stack([tf.range(batch), tf.zeros([batch], tf.int32)], axis=1), first)
-    _, _, _, chosen = tf.while_loop(
-        lambda i, *_: i < num, step,
-        (tf.constant(1), first, tf.fill([batch, height * width], big), chosen0),
-        maximum_iterations=num - 1)
-
-    points = tf.gather(pixels, chosen)  # [B, N, 2]
-    gx = tf.gather(grad_x, chosen, batch_dims=1)
-    gy = tf.gather(grad_y, chosen, batch_dims=1)
-    norm = tf.sqrt(gx * gx + gy * gy + 1e-12)
-    # The gradient points into the mask: step half a pixel against it.
-    points = points - 0.5 * tf.stack([gx, gy], axis=-1) / norm[..., None]
-    tangents = tf.atan2(gy, gx) + math.pi / 2.0
-    count = tf.reduce_sum(tf.cast(boundary, tf.int32), axis=1)
-    return points, tangents, count
-
-
-# ---------------------------------------------------------------- descriptors and cost
-
-def _pairwise_sq_dist(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.square(a[:, :, None] - b[:, None]), axis=-1)
-
-
-def shape_context(points: tf.Tensor, weights: tf.Tensor | None = None, config: WarpConfig = WarpConfig()):
-    """Log-polar histograms [B,N,angle_bins*radius_bins] of `points` [B,N,2] (sc_compute.m).
-
-    Distances are divided by the mean inlier distance (returned, [B]); points with weight 0
-    (matched to a dummy last round) are not counted, fractional weights count fractionally.
-    Each point counts itself, as sc_compute.m does. Counts, not normalised.
-    """
-    points = tf.convert_to_tensor(points, tf.float32)
-    if weights is None:
-        weights = tf.ones(tf.shape(points)[:2], tf.float32)
-    dist = tf.sqrt(tf.maximum(_pairwise_sq_dist(points, points), 0.0) + 1e-12) - 1e-6
-    dist = tf.maximum(dist, 0.0)
-    pair_w = weights[:, :, None] * weights[:, None, :]
-    mean_dist = tf.reduce_sum(pair_w * dist, axis=[1, 2]) / (tf.reduce_sum(pair_w, axis=[1, 2]) + 1e-12)
-    normalised = dist / (mean_dist[:, None, None] + 1e-12)
-    edges = tf.constant(np.logspace(np.log10(config.radius_inner), np.log10(config.radius_outer),
-                                    config.radius_bins), tf.float32)
-    radius_bin = tf.reduce_sum(tf.cast(normalised[..., None] < edges, tf.int32), axis=-1)  # 0 = outside
-    delta = points[:, None, :, :] - points[:, :, None, :]  # [B, i, j] = p_j - p_i
-    angle = tf.math.floormod(tf.atan2(delta[..., 1], delta[..., 0]), 2.0 * math.pi)
-    angle_bin = tf.minimum(tf.cast(tf.floor(angle / (2.0 * math.pi / config.angle_bins)), tf.int32),
-                           config.angle_bins - 1)
-    inside = tf.cast(radius_bin > 0, tf.float32) * weights[:, None, :]
-    # One bin id per (point, neighbour) pair; a segment sum beats one-hot products here.
-    bins = config.angle_bins * config.radius_bins
-    batch, num = tf.shape(points)[0], tf.shape(points)[1]
-    row = tf.reshape(tf.range(batch * num), [batch, num, 1])
-    ids = row * bins + angle_bin * config.radius_bins + tf.maximum(radius_bin - 1, 0)
-    hist = tf.math.unsorted_segment_sum(tf.reshape(inside, [-1]), tf.reshape(ids, [-1]), batch * num * bins)
-    hist = tf.reshape(hist, [batch, num, bins])
-    return hist, mean_dist
-
-
-def chi2_cost(hist_a: tf.Tensor, hist_b: tf.Tensor) -> tf.Tensor:
-    """hist_cost_2.m: chi^2 between row-normalised histograms, [B,Na,Nb] in [0, 1]."""
-    eps = 2.2e-16
-    a = hist_a / (tf.reduce_sum(hist_a, axis=-1, keepdims=True) + eps)
-    b = hist_b / (tf.reduce_sum(hist_b, axis=-1, keepdims=True) + eps)
-    a, b = a[:, :, None, :], b[:, None, :, :]
-    return 0.5 * tf.reduce_sum(tf.square(a - b) / (a + b + eps), axis=-1)
-
-
-def matching_cost(hist_a, hist_b, tangents_a, tangents_b, config: WarpConfig = WarpConfig()) -> tf.Tensor:
-    """tps_main.m:122-136: shape + tangent cost, padded with dummies at `dummy_cost`."""
-    theta = 0.5 * (1.0 - tf.cos(tangents_a[:, :, None] - tangents_b[:, None, :]))
-    cost = (1.0 - config.orientation_weight) * chi2_cost(hist_a, hist_b) + config.orientation_weight * theta
-    num = config.num_points
-    dummies = int(round(config.dummy_fraction * num))
-    padded = tf.pad(cost - config.dummy_cost, [[0, 0], [0, dummies], [0, dummies]])
-    return padded + config.dummy_cost
-
-
-# ---------------------------------------------------------------- matchers
-
-def sinkhorn_plan(cost: tf.Tensor, epsilon: float, iterations: int, epsilon_start: float | None = None) -> tf.Tensor:
-    """Entropic transport plan [B,M,M] with unit row and column sums (log domain).
-
-    The temperature anneals geometrically from `epsilon_start` to `epsilon` over the first
-    half of the iterations (epsilon scaling: a small epsilon converges in few iterations).
-    """
-    cost = tf.convert_to_tensor(cost, tf.float32)
-    start = max(epsilon_start or epsilon, epsilon)
-    ramp = max(iterations // 2, 1)
-    schedule = np.maximum(start * (epsilon / start) ** (np.arange(iterations) / ramp), epsilon)
-    schedule = tf.constant(schedule, tf.float32)
-
-    def step(i, f, g):
-        eps = schedule[i]
-        f = -eps * tf.reduce_logsumexp((g[:, None, :] - cost) / eps, axis=2)
-        g = -eps * tf.reduce_logsumexp((f[:, :, None] - cost) / eps, axis=1)
-        return i + 1, f, g
-
-    zeros = tf.zeros(tf.shape(cost)[:2], tf.float32)
-    _, f, g = tf.while_loop(lambda i, *_: i < iterations, step, (tf.constant(0), zeros, zeros),
-                            maximum_iterations=iterations)
-    return tf.exp((f[:, :, None] + g[:, None, :] - cost) / epsilon)
-
-
-def _hungarian_numpy(cost: np.ndarray) -> np.ndarray:
-    from scipy.optimize import linear_sum_assignment
-
-    plan = np.zeros_like(cost, dtype=np.float32)
-    for b in range(cost.shape[0]):
-        rows, cols = linear_sum_assignment(cost[b])
-        plan[b, rows, cols] = 1.0
-    return plan
-
-
-def hungarian_plan(cost: tf.Tensor) -> tf.Tensor:
-    """Exact assignment as a 0/1 plan [B,M,M] (scipy via tf.numpy_function; not exportable)."""
-    plan = tf.numpy_function(_hungarian_numpy, [cost], tf.float32, stateful=False)
-    return tf.reshape(plan, tf.shape(cost))
-
-
-def _plan(cost: tf.Tensor, config: WarpConfig, matcher: str) -> tf.Tensor:
-    if matcher == "sinkhorn":
-        return sinkhorn_plan(cost, config.sinkhorn_epsilon, config.sinkhorn_iterations,
-                             config.sinkhorn_epsilon_start)
-    if matcher == "hungarian":
-        return hungarian_plan(cost)
-    raise ValueError(f"WarpConfig.matcher: expected one of {MATCHERS}, got {matcher!r}")
-
-
-# ---------------------------------------------------------------- thin-plate spline
-
-def _tps_kernel(sq_dist: tf.Tensor) -> tf.Tensor:
-    """Bookstein's U = r^2 log r^2 (0 at r = 0)."""
-    return sq_dist * tf.math.log(sq_dist + 1e-12)
-
-
-def fit_weighted_tps(points: tf.Tensor, values: tf.Tensor, weights: tf.Tensor, beta: tf.Tensor):
-    """Regularised TPS (bookstein.m) from `points` to `values` [B,N,2], per-point weights [B,N].
-
-    Minimises sum_i w_i |f(p_i) - v_i|^2 + beta * bending, i.e. solves
-    [[W K + beta I, W P], [P^T, 0]] [c; a] = [W v; 0]; a weight of 0 drops the point exactly
-    (the hard matcher's dummies), weight 1 everywhere is bookstein.m.
-    Returns (kernel coefficients [B,N,2], affine [B,3,2]).
-    """
-    p = tf.convert_to_tensor(points, tf.float32)
-    w = weights[:, :, None]
-    n = tf.shape(p)[1]
-    batch = tf.shape(p)[0]
-    kernel = _tps_kernel(_pairwise_sq_dist(p, p))
-    affine = tf.concat([tf.ones_like(p[..., :1]), p], axis=-1)  # [B, N, 3]
-    top = tf.concat([w * kernel + beta[:, None, None] * tf.eye(n)[None], w * affine], axis=2)
-    bottom = tf.concat([tf.transpose(affine, [0, 2, 1]), tf.zeros([batch, 3, 3])], axis=2)
-    rhs = tf.concat([w * values, tf.zeros([batch, 3, 2])], axis=1)
-    solution = tf.linalg.solve(tf.concat([top, bottom], axis=1), rhs)
-    return solution[:, :-3], solution[:, -3:]
-
-
-def eval_tps(points: tf.Tensor, coefficients: tf.Tensor, affine: tf.Tensor, query: tf.Tensor) -> tf.Tensor:
-    """The fitted TPS at `query` [B,M,2] -> [B,M,2]."""
-    kernel = _tps_kernel(_pairwise_sq_dist(query, points))
-    query_affine = tf.concat([tf.ones_like(query[..., :1]), query], axis=-1)
-    return tf.matmul(kernel, coefficients) + tf.matmul(query_affine, affine)
-
-
-# ---------------------------------------------------------------- the iterative fit
-
-def _affine_fit(points: tf.Tensor, values: tf.Tensor, weights: tf.Tensor) -> tf.Tensor:
-    """Weighted least-squares affine map [B,3,2] (the beta -> infinity limit of the TPS)."""
-    affine = tf.concat([tf.ones_like(points[..., :1]), points], axis=-1)
-    weighted = affine * weights[..., None]
-    normal = tf.matmul(weighted, affine, transpose_a=True) + 1e-6 * tf.eye(3)[None]
-    return tf.linalg.solve(normal, tf.matmul(weighted, values, transpose_a=True))
-
-
-def _tps_smoother(points: tf.Tensor, beta: tf.Tensor, queries: list) -> list:
-    """For each query set [B,M,2], the matrix [B,M,N] taking values at `points` to the
-    regularised TPS (all weights 1) at the queries: one solve shared by every round."""
-    n = tf.shape(points)[1]
-    batch = tf.shape(points)[0]
-    kernel = _tps_kernel(_pairwise_sq_dist(points, points))
-    affine = tf.concat([tf.ones_like(points[..., :1]), points], axis=-1)
-    top = tf.concat([kernel + beta[:, None, None] * tf.eye(n)[None], affine], axis=2)
-    bottom = tf.concat([tf.transpose(affine, [0, 2, 1]), tf.zeros([batch, 3, 3])], axis=2)
-    rhs = tf.concat([tf.tile(tf.eye(n)[None], [batch, 1, 1]), tf.zeros([batch, 3, n])], axis=1)
-    inverse = tf.linalg.solve(tf.concat([top, bottom], axis=1), rhs)  # [B, N+3, N]
-    smoothers = []
-    for query in queries:
-        basis = tf.concat([_tps_kernel(_pairwise_sq_dist(query, points)),
-                           tf.ones_like(query[..., :1]), query], axis=-1)
-        smoothers.append(tf.matmul(basis, inverse))
-    return smoothers
+from viton_tf.warp.matching import matching_cost, resize_mask, sample_contour, shape_context, transport_plan
+from viton_tf.warp.tps_fit import affine_fit, eval_tps, fit_weighted_tps, tps_smoother
 
 
 def complete_occluded(target_mask: tf.Tensor, occluder_mask: tf.Tensor, reach: int) -> tf.Tensor:
@@ -294,10 +48,10 @@ def _match_points(source_mask, target_mask, config: WarpConfig, matcher: str, oc
     """
     # Both masks in one batch: half the sequential steps of the point sampling.
     size = (config.match_height, config.match_width)
-    target_mask = _resize_mask(target_mask, *size)
+    target_mask = resize_mask(target_mask, *size)
     if occluder_mask is not None:
-        target_mask = complete_occluded(target_mask, _resize_mask(occluder_mask, *size), config.occlusion_reach)
-    masks = tf.concat([_resize_mask(source_mask, *size), target_mask], axis=0)
+        target_mask = complete_occluded(target_mask, resize_mask(occluder_mask, *size), config.occlusion_reach)
+    masks = tf.concat([resize_mask(source_mask, *size), target_mask], axis=0)
     points, tangents, counts = sample_contour(masks, config)
     x, y = tf.split(points, 2, axis=0)
     t1, t2 = tf.split(tangents, 2, axis=0)
@@ -322,17 +76,17 @@ def _match_points(source_mask, target_mask, config: WarpConfig, matcher: str, oc
         hists, mean_dists = shape_context(tf.concat([xk, y], axis=0), tf.concat([w1, w2], axis=0), config)
         hist1, hist2 = tf.split(hists, 2, axis=0)
         mean_dist2 = tf.split(mean_dists, 2, axis=0)[1]
-        plan = _plan(matching_cost(hist1, hist2, tk, t2, config), config, matcher)
+        plan = transport_plan(matching_cost(hist1, hist2, tk, t2, config), config, matcher)
         real = plan[:, :num, :num]
         w1 = tf.reduce_sum(real, axis=2)
         w2 = tf.reduce_sum(real, axis=1)
         matched_y = tf.matmul(real, y) / (w1[..., None] + 1e-9)
         if k == 0:
-            affine = _affine_fit(x, matched_y, w1)
+            affine = affine_fit(x, matched_y, w1)
             warp = lambda q: tf.matmul(tf.concat([tf.ones_like(q[..., :1]), q], axis=-1), affine)
             new_xk, new_tips = warp(x), warp(tips)
             beta = tf.square(mean_dist2) * config.beta_init
-            smoothers = _tps_smoother(x, beta, [x, tips])
+            smoothers = tps_smoother(x, beta, [x, tips])
         else:
             values = w1[..., None] * matched_y + (1.0 - w1[..., None]) * xk
             new_xk, new_tips = (tf.matmul(smoother, values) for smoother in smoothers)

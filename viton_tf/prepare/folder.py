@@ -1,7 +1,7 @@
-"""`viton-tf prepare`: own photos -> the VITON-HD layout (pose, parsing, cloth masks), offline.
+"""Own photos -> the VITON-HD layout (pose, parsing, cloth masks), offline; `viton-tf prepare` runs it.
 
 Person photos get BlazePose keypoints written as OpenPose BODY_25 JSON and a LIP parsing built
-from the person mask, the face mesh and the keypoints (prepare_pose.py, prepare_parsing.py);
+from the person mask, the face mesh and the keypoints (pose.py, parsing.py);
 product photos on a white or near-white background get a mask. Everything lands in
 OUT/test/{image,cloth,cloth-mask,image-parse-v3,openpose_json}/ with OUT/test_pairs.txt.
 """
@@ -21,8 +21,8 @@ from viton_tf.assets import model_path
 from viton_tf.data.cloth_mask import cloth_mask_from_uint8
 from viton_tf.data.readers import pair_lines, read_image
 from viton_tf.errors import UserError
-from viton_tf.prepare_parsing import parse_person
-from viton_tf.prepare_pose import NoPerson, analyse_person
+from viton_tf.prepare.parsing import parse_person
+from viton_tf.prepare.pose import NoPerson, analyse_person
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 REQUIRED_MODELS = ("pose_detection.tflite", "pose_landmark_full.tflite", "selfie_segmentation.tflite",
@@ -271,12 +271,3 @@ def summary(report: Report) -> str:
     if report.errors:
         lines.append(f"{len(report.errors)} failed: " + ", ".join(k.split(':', 1)[1] for k in report.errors))
     return "\n".join(lines)
-
-
-def run_prepare(args) -> int:
-    """The CLI handler: 0 when every photo was prepared, 1 when some failed."""
-    report = prepare_folder(args.persons, args.cloths, args.out, args.height, args.width, args.pairs,
-                            overwrite=getattr(args, "overwrite", False))
-    print(summary(report))
-    print(f"wrote {args.out}/test/ and {args.out}/test_pairs.txt")
-    return 1 if report.errors else 0

@@ -1,8 +1,8 @@
 """`viton-tf warp-eval`: how well the shape-context TPS warp moves a product photo onto the
 garment as worn, against OpenCV's shape-context + TPS and a bounding-box affine floor.
 
-For each pair the product cloth's mask is warped onto the worn garment's mask (parse labels
-upper clothes / dress / coat of the person wearing it): in the synthetic world each test
+For each pair the product cloth's mask is warped onto the worn garment's mask (the parse labels
+`DataConfig.garment_labels` of the person wearing it): in the synthetic world each test
 person with their own garment (the true warp is known), elsewhere the split's pairs file.
 With occluders (the default) every method gets the person's arms, hands and hair: the fit
 sees the garment's outline behind them and the warped garment is hidden under them, as it
@@ -20,10 +20,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import HEIGHT, LIP, WIDTH, DataConfig, WarpConfig, override, parse_overrides
+from viton_tf.config import HEIGHT, WIDTH, DataConfig, WarpConfig, override, parse_overrides
 from viton_tf.errors import UserError
-
-GARMENT_LABELS = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
 
 
 # ---------------------------------------------------------------- the data
@@ -36,7 +34,8 @@ def _size(root: Path, height: int | None, width: int | None) -> tuple[int, int]:
     return height or HEIGHT, width or WIDTH
 
 
-def load_pairs(root, split: str = "test", height: int | None = None, width: int | None = None):
+def load_pairs(root, split: str = "test", height: int | None = None, width: int | None = None,
+               data: DataConfig = DataConfig()):
     """(examples, layout, height, width): each example a dict of numpy arrays with the
     product `cloth`, `cloth_mask`, the wearer's `person`, `garment_mask` and `occluder_mask`,
     the `name`, and, where the synthetic world records them, `worn_mask` and `label` (dict or None)."""
@@ -52,8 +51,8 @@ def load_pairs(root, split: str = "test", height: int | None = None, width: int 
     for pair in pairs:
         example = decode_files(pair.files, height, width)
         stem = Path(pair.cloth).stem
-        garment = np.isin(example["parsing"], GARMENT_LABELS).astype(np.float32)[..., None]
-        occluders = np.isin(example["parsing"], DataConfig.occluder_labels).astype(np.float32)[..., None]
+        garment = np.isin(example["parsing"], data.garment_labels).astype(np.float32)[..., None]
+        occluders = np.isin(example["parsing"], data.occluder_labels).astype(np.float32)[..., None]
         item = {"name": f"{pair.person} {pair.cloth}", "cloth": example["cloth"],
                 "cloth_mask": example["cloth_mask"], "person": example["person"],
                 "garment_mask": garment, "occluder_mask": occluders, "worn_mask": None, "label": None}
