@@ -53,7 +53,7 @@ def request_from_files(person: Path, cloth: Path, parse: Path, keypoints: Path) 
 def prepared_request(person: Path, cloth: Path, height: int, width: int, work: Path,
                      full_resolution: bool = False) -> dict:
     """Prepare both photos into WORK and return the serving_default inputs (batch of one); with
-    `full_resolution` the person photo goes in at its own size (keypoints in its pixels)."""
+    `full_resolution` the person and product photos go in at their own size (keypoints in its pixels)."""
     import numpy as np
 
     from viton_tf.data.readers import read_keypoints_json
@@ -74,10 +74,12 @@ def prepared_request(person: Path, cloth: Path, height: int, width: int, work: P
     if full_resolution:  # the photo as the user sees it (EXIF orientation applied), losslessly, at its size
         import cv2
 
-        photo = cv2.imread(str(person), cv2.IMREAD_COLOR)
+        # The product photo too: re-encoding it small (prepare's JPEG) rings around the garment, and that
+        # ringing joins the cloth mask; the model's own antialiased resize of the original does not.
+        photo, product = (cv2.imread(str(path), cv2.IMREAD_COLOR) for path in (person, cloth))
         scale = np.array([photo.shape[1] / width, photo.shape[0] / height, 1.0], np.float32)
         return {"person_image": np.array([cv2.imencode(".png", photo)[1].tobytes()]),
-                "cloth_image": np.array([(split / "cloth" / f"{cloth_stem}.jpg").read_bytes()]),
+                "cloth_image": np.array([cv2.imencode(".png", product)[1].tobytes()]),
                 "parse_image": np.array([(split / "image-parse-v3" / f"{person_stem}.png").read_bytes()]),
                 "keypoints": (keypoints * scale)[None].astype(np.float32)}
     return {"person_image": np.array([(split / "image" / f"{person_stem}.jpg").read_bytes()]),

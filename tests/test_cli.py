@@ -16,7 +16,7 @@ def test_every_subcommand_has_its_parser(name, capsys):
 
 
 def test_each_subcommand_runs_its_handler():
-    assert len(cli.SUBCOMMANDS) == 11
+    assert len(cli.SUBCOMMANDS) == 12
     assert cli.build_parser().parse_args(["assets", "--quiet"]).handler is cli._assets
     assert cli.build_parser().parse_args(["demo", "--quick"]).handler is cli._demo
 

@@ -7,10 +7,11 @@ from viton_tf import methods
 from viton_tf.errors import UserError
 
 
-def test_the_table_lists_table_1_then_viton():
-    assert methods.NAMES == ("prgan", "cagan", "crn", "encoder_decoder", "nonparametric", "viton")
+def test_the_table_lists_table_1_then_viton_then_the_real_photo_method():
+    assert methods.NAMES == ("prgan", "cagan", "crn", "encoder_decoder", "nonparametric", "viton", "layout")
     assert methods.TRAINABLE == ("prgan", "cagan", "crn", "encoder_decoder", "viton")
-    assert methods.EXPORTABLE == ("viton", "nonparametric")
+    assert methods.EXPORTABLE == ("layout", "viton", "nonparametric")
+    assert methods.method("layout").weights == ()  # its weights ship with the package
     assert methods.method("viton").weights == ("generator", "refinement")
     assert methods.method("nonparametric").weights == ()
     with pytest.raises(UserError, match="known: prgan, cagan"):

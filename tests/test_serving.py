@@ -382,7 +382,8 @@ def mediapipe_models():
     """The offline pose models `viton-tf prepare` uses, if this checkout has them (no download here)."""
     pytest.importorskip("ai_edge_litert", reason="ai-edge-litert is not installed (setup.py installs it)")
     from viton_tf.errors import UserError
-    from viton_tf.prepare import REQUIRED_MODELS, model_path
+    from viton_tf.assets import model_path
+    from viton_tf.prepare.folder import REQUIRED_MODELS
 
     try:
         return [model_path(name) for name in REQUIRED_MODELS]

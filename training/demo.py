@@ -203,7 +203,9 @@ def try_on(server: Server, split: Path, photo: Path, person: str, cloth: str, ki
     small = cv2.imread(str(split / "image" / f"{person}.jpg"))
     full = cv2.imread(str(photo))
     scale = np.array([full.shape[1] / small.shape[1], full.shape[0] / small.shape[0], 1.0], np.float32)
+    product = real_photos_dir() / "cloth" / f"{cloth}.jpg"  # the original: see export.tryon.prepared_request
     inputs = {**inputs, "person_image": np.array([photo.read_bytes()], dtype=object),
+              "cloth_image": np.array([product.read_bytes()], dtype=object),
               "keypoints": (inputs["keypoints"] * scale).astype(np.float32)}
     person_rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     parsing = cv2.imread(str(split / "image-parse-v3" / f"{person}.png"), cv2.IMREAD_GRAYSCALE)

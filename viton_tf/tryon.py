@@ -135,7 +135,10 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
                                  training=False))
     kept = label_mask(parsing, KEPT_LABELS)
     new_garment = tf.cast(layout["garment_mask"] > GARMENT_MASK_THRESHOLD, tf.float32) * (1.0 - kept)
-    skin = tf.cast(layout["skin_mask"] > layout["garment_mask"], tf.float32) * (1.0 - new_garment)
+    # Skin where the layout says so, and wherever the parsing saw arms or neck that the new garment leaves
+    # uncovered (a sleeve that is gone uncovers an arm, whatever the layout learned of synthetic arms).
+    skin = tf.maximum(tf.cast(layout["skin_mask"] > layout["garment_mask"], tf.float32),
+                      label_mask(parsing, SKIN_SOURCE_LABELS)) * (1.0 - new_garment)
     # The parsing of a real photo is rough: an "arm" pixel far from the face's colour is a sleeve.
     face_tone = _masked_median(person, label_mask(parsing, (LIP.FACE,)))[:, None, None, :]
     skin_like = tf.cast(tf.norm(person - face_tone, axis=-1, keepdims=True) < SKIN_COLOUR_DISTANCE, tf.float32)
@@ -152,14 +155,14 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
     # A thin gap between the garment and what the layout calls skin is garment too (not a seam of background).
     uncovered = old_garment * (1.0 - garment) * (1.0 - own_skin)
     garment = tf.maximum(garment, _dilate(garment, reach) * uncovered * (1.0 - skin))
-    # What is still uncovered: skin where the layout says so, else whatever is behind (background, trousers),
-    # filled from the unchanged pixels around it that are not skin, face or hair.
+    # What is still uncovered: skin where the layout says so, else whatever is behind (background, trousers, an
+    # arm's edge), filled from the nearest unchanged pixels that are not face or hair.
     uncovered = uncovered * (1.0 - garment)
     newly_skin, behind = uncovered * skin, uncovered * (1.0 - skin)
     tone = _masked_median(person, label_mask(parsing, SKIN_SOURCE_LABELS) * skin_like)
     tone = tf.where(tf.reduce_any(tone != 0.0, axis=-1, keepdims=True), tone, face_tone[:, 0, 0])
     changed = tf.maximum(garment, uncovered)
-    surroundings = (1.0 - changed) * (1.0 - label_mask(parsing, KEPT_LABELS + SKIN_SOURCE_LABELS))
+    surroundings = (1.0 - changed) * (1.0 - kept)
     filled = inpaint(person, behind, surroundings, height // 3)
     tryon = (person * (1.0 - changed) + garment * warped_cloth + newly_skin * tone[:, None, None, :]
              + behind * filled)
