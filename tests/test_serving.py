@@ -18,6 +18,7 @@ import urllib.request
 from pathlib import Path
 
 import grpc
+import cv2
 import numpy as np
 import pytest
 import tensorflow as tf
@@ -33,7 +34,7 @@ from serving_toy import AVAILABLE, Server, example_inputs, png, write_toy_model
 
 REPO = Path(__file__).resolve().parents[1]
 END = get_model_status_pb2.ModelVersionStatus.State.END
-MAX_REQUEST_BYTES = 100_000
+MAX_REQUEST_BYTES = 2_000_000  # room for one full-size real photo pair (the thin client sends them whole)
 READ_TIMEOUT = 1.0  # the plain server's --rest-read-timeout
 
 
@@ -404,8 +405,11 @@ def test_client_with_just_the_two_photos_prepares_the_person_here(servers, share
     assert _client(servers["plain"], tmp_path, files, rest=False) == 0
     assert sent["keypoints"].shape == (1, 18, 3) and (sent["keypoints"][0, :, 2] > 0).sum() >= 10  # a posed person
     parsing = tf.io.decode_png(sent["parse_image"][0]).numpy()
-    person_image = tf.io.decode_jpeg(sent["person_image"][0]).numpy()
-    assert parsing.shape[:2] == person_image.shape[:2] and len(np.unique(parsing)) >= 4  # labels, not blank
+    person_image = tf.io.decode_image(sent["person_image"][0]).numpy()
+    assert len(np.unique(parsing)) >= 4  # labels, not blank
+    # The photo goes at its own size (the model resizes it; the layout answers at it), keypoints in its pixels.
+    assert person_image.shape[:2] == cv2.imread(str(person)).shape[:2] and parsing.shape[:2] == (256, 192)
+    assert sent["keypoints"][0, :, 0].max() > 192
 
 
 def test_new_version_replaces_old_under_load_without_failures(servers):
