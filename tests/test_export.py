@@ -1,8 +1,7 @@
-"""`viton-tf train` (tiny) -> `export` -> `serve` -> `client`, and the pipeline's in-graph decoding."""
+"""`viton-tf export`: the SavedModel version, run as TF Serving runs it (session path, warm-up, no XLA), served, refused, batched."""
 from __future__ import annotations
 
 import argparse
-import io
 import json
 import os
 import shutil
@@ -18,10 +17,8 @@ from tensorflow_serving.apis import prediction_log_pb2
 
 from export import export as export_job
 from viton_tf.cli import main
-from viton_tf.data.cloth_mask import _reach, cloth_mask_from_photo, cloth_mask_from_uint8
-from viton_tf.data.readers import read_keypoints_json, read_pairs, read_parsing
+from viton_tf.data.readers import read_keypoints_json, read_pairs
 from viton_tf.errors import UserError
-from viton_tf.data.codecs import decode_parsing
 from viton_tf.run import tryon_module
 from viton_tf.tryon import TryOnModule
 
@@ -91,59 +88,6 @@ def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic
         assert "viton:1: available (4 warm-up requests replayed)" in server.log.read_text()
     finally:
         assert server.stop() == 0
-
-
-def test_palette_and_grayscale_parsing_decode_to_the_same_labels(tmp_path):
-    image = pytest.importorskip("PIL.Image")
-    labels = np.zeros((32, 24), np.uint8)
-    labels[4:20, 3:20], labels[10:30, 8:12], labels[0:4, :] = 5, 13, 2
-    palette = image.fromarray(labels, mode="P")
-    palette.putpalette([v for i in range(256) for v in ((i * 37) % 256, (i * 91) % 256, (i * 53) % 256)])
-    for name, picture in (("palette.png", palette), ("grey.png", image.fromarray(labels, mode="L"))):
-        buffer = io.BytesIO()
-        picture.save(buffer, format="PNG")
-        (tmp_path / name).write_bytes(buffer.getvalue())
-        decoded = decode_parsing(tf.constant(buffer.getvalue()), 32, 24).numpy()
-        np.testing.assert_array_equal(decoded, labels, err_msg=name)
-        np.testing.assert_array_equal(read_parsing(tmp_path / name, (32, 24)), labels)  # agrees with the reader
-    half = decode_parsing(tf.constant((tmp_path / "palette.png").read_bytes()), 16, 12).numpy()
-    assert set(np.unique(half)) == {0, 2, 5, 13}
-
-
-def test_cloth_mask_from_photo_matches_the_mask_files(synthetic_world):
-    # The world's 64x48 JPEGs have noisy white (250-254), where the paper's fixed 253.9 gives IoU ~0.5.
-    for pair in read_pairs(synthetic_world, "vitonhd", "test"):
-        photo = tf.io.decode_jpeg(pair.files["cloth"].read_bytes()).numpy()
-        ours = cloth_mask_from_uint8(photo)
-        truth = tf.io.decode_jpeg(pair.files["cloth_mask"].read_bytes()).numpy()[..., 0] > 127
-        assert (ours & truth).sum() / (ours | truth).sum() > 0.7, pair.cloth
-
-
-def test_cloth_mask_is_the_official_rule_on_white_and_finds_white_on_grey():
-    white = np.full((64, 48, 3), 255, np.uint8)
-    white[8:30, 6:42] = (253, 254, 254)  # mean 253.67 < 253.9: garment (model_zalando_tps_warp.py:219)
-    white[34:56, 6:42] = (254, 254, 255)  # mean 254.33: background
-    grey = np.full((64, 48, 3), 246, np.uint8)  # VITON-HD's backdrop
-    grey[10:54, 8:40] = 255  # a white garment, brighter than the background
-    grey[25:35, 18:30] = 246  # a background-coloured print: a hole, filled
-    grey[3:5, 43:45] = 0  # dust: a 2x2 speck, opened away
-    masks = cloth_mask_from_photo(tf.constant(np.stack([white, grey]), tf.float32) / 127.5 - 1.0).numpy()[..., 0]
-    assert set(np.unique(masks)) == {0.0, 1.0}
-    assert masks[0, 8:30, 6:42].all() and masks[0].sum() == 22 * 36
-    assert masks[1, 10:54, 8:40].all() and masks[1].sum() == 44 * 32
-
-
-def test_cloth_mask_flood_fill_equals_opencv():
-    # Noise makes mazes of winding background paths: the run-wise flood fill equals OpenCV's.
-    import cv2
-
-    background = (np.random.default_rng(0).random((3, 40, 30)) < 0.6).astype(np.uint8)
-    border = np.pad(np.zeros((3, 38, 28), np.float32), [(0, 0), (1, 1), (1, 1)], constant_values=1.0)
-    ours = _reach(tf.constant(background, tf.float32), tf.constant(border)).numpy()
-    for mask, reached in zip(background, ours):
-        flood = np.pad(mask, 1, constant_values=1)
-        cv2.floodFill(flood, None, (0, 0), 2)  # 4-connected, from outside the border
-        np.testing.assert_array_equal(reached, (flood[1:-1, 1:-1] == 2).astype(np.float32))
 
 
 def test_bfloat16_networks_stay_close_to_float32(trained_run, synthetic_world):

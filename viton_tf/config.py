@@ -369,17 +369,23 @@ def _section(cls: type, values: dict, source: str) -> Any:
     return cls(**{k: tuple(v) if isinstance(v, list) else v for k, v in values.items()})
 
 
-def load_experiment(path) -> ExperimentConfig:
-    """A named experiment (configs/*.json): sections with the fields that differ from the defaults."""
-    path = Path(path)
+def _read_sections(path: Path, what: str) -> dict:
+    """A JSON object of config sections, or a UserError naming the file."""
     try:
         values = json.loads(path.read_text())
     except OSError as error:
-        raise UserError(f"{path}: cannot read the experiment config ({error.strerror})") from None
+        raise UserError(f"{path}: cannot read {what} ({error.strerror})") from None
     except json.JSONDecodeError as error:
         raise UserError(f"{path}: not valid JSON ({error})") from None
     if not isinstance(values, dict):
         raise UserError(f"{path}: expected an object of sections")
+    return values
+
+
+def load_experiment(path) -> ExperimentConfig:
+    """A named experiment (configs/*.json): sections with the fields that differ from the defaults."""
+    path = Path(path)
+    values = _read_sections(path, "the experiment config")
     values = {k: v for k, v in values.items() if k != "description"}  # a named experiment says what it is
     return ExperimentConfig.from_dict(values, str(path))
 
@@ -399,14 +405,7 @@ def load_run_config(run_dir) -> ExperimentConfig:
     method and each stage's train section). Without a train section (a hand-written file) the latest stage's,
     else just the method."""
     path = Path(run_dir) / "config.json"
-    try:
-        saved = json.loads(path.read_text())
-    except OSError as error:
-        raise UserError(f"{path}: cannot read the run's config ({error.strerror})") from None
-    except json.JSONDecodeError as error:
-        raise UserError(f"{path}: not valid JSON ({error})") from None
-    if not isinstance(saved, dict):
-        raise UserError(f"{path}: expected an object of sections")
+    saved = _read_sections(path, "the run's config")
     sections = {k: v for k, v in saved.items() if k != RUN_METHOD_KEY and not k.startswith(RUN_STAGE_PREFIX)}
     if "train" not in sections:
         stages = sorted(k for k in saved if k.startswith(RUN_STAGE_PREFIX))
