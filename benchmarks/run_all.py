@@ -185,6 +185,26 @@ def end_to_end(version: Path, pairs: dict, runs: int, batch_runs: int) -> dict:
     return {"batch1": batch1, "batch8": batch8}
 
 
+def new_batch_sizes(version: Path, pairs: dict, sizes=(3, 5, 6, 7, 9, 16)) -> dict:
+    """The first request at each batch size never seen (no warm-up record) against a warm request at the same
+    size, and the process's RSS after each: a new size must not compile anything costly, or keep memory."""
+    import tensorflow as tf
+
+    rss = lambda: round(int(next(l for l in open("/proc/self/status") if l.startswith("VmRSS")).split()[1]) / 1024, 1)
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    batch = lambda n: {name: tf.constant(np.concatenate([value] * (n // len(value) + 1))[:n])
+                       for name, value in pairs.items()}
+    serve(**batch(1))
+    report = {"rss_start_mb": rss(), "sizes": {}}
+    for size in sizes:
+        inputs = batch(size)
+        first = _time(lambda: serve(**inputs), (), 1, warmup=0)[0]
+        warm = min(_time(lambda: serve(**inputs), (), 2, warmup=0))
+        report["sizes"][size] = {"first_ms": round(first * 1000, 1), "warm_ms": round(warm * 1000, 1),
+                                 "first_over_warm": round(first / warm, 2), "rss_mb": rss()}
+    return report
+
+
 def _flops(function, specs) -> float:
     """FLOPs of one call (TF's graph profiler; a loop's body is counted once)."""
     import tensorflow as tf
@@ -456,6 +476,11 @@ def table(result: dict) -> str:
         rows.append(f"| bf16 vs fp32, end to end (PNG): SSIM mean (min) / max abs diff | 1 / 0 | "
                     f"{e2e['tryon_ssim_mean']} ({e2e['tryon_ssim_min']}) / {e2e['tryon_max_abs_png_levels']} "
                     f"PNG levels (garment mask pixels changed: {e2e['garment_mask_pixels_changed']}) |")
+    for name, report in result.get("new_batch_sizes", {}).items():
+        worst = max(report["sizes"].values(), key=lambda v: v["first_over_warm"])
+        last = list(report["sizes"].values())[-1]["rss_mb"]
+        rows.append(f"| {name}: first request at a new batch size / warm, worst of {list(report['sizes'])} | "
+                    f"{worst['first_over_warm']}x | RSS {report['rss_start_mb']} -> {last} MB |")
     if "memory" in result:
         memory = result["memory"]
         rows.append(f"| peak RSS, load + {memory['tryons']} try-ons | {memory['peak_rss_mb']} MB | - |")
@@ -503,6 +528,8 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {run} -> {versions}", flush=True)
     result["end_to_end"] = {p: end_to_end(v, pairs, runs, batch_runs) for p, v in versions.items()}
     print(json.dumps(result["end_to_end"]), flush=True)
+    result["new_batch_sizes"] = {name: new_batch_sizes(versions[name], pairs) for name in ("float32", "float32_xla")}
+    print(json.dumps(result["new_batch_sizes"]), flush=True)
     result["equivalence"] = {"warp_xla_vs_graph": warp_equivalence(run, pairs)}
     result["reduced_precision_quality"] = {"end_to_end": reduced_precision_quality(
                                                {p: versions[p] for p in ("float32", "bfloat16")}, pairs),
