@@ -29,6 +29,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+from viton_tf.data.codecs import from_uint8, to_uint8  # noqa: E402
 RESULTS = REPO / "benchmarks" / "results"
 HEIGHT, WIDTH = 256, 192
 BUDGET = {"end_to_end_fp32_batch1_ms": 200.0, "warp_ms": 30.0, "reduced_precision_batch1_ms": 120.0,
@@ -337,7 +338,7 @@ def network_precision_quality(run: Path, pairs: dict) -> dict:
     inputs = refinement_inputs(full.generator, representation, cloth, cloth_mask_from_photo(cloth), occluders,
                                full.warp)
     tryon = [refine(m.refinement, inputs)["tryon"] for m in (full, low)]
-    levels = [np.round((np.clip(t.numpy(), -1, 1) + 1) * 127.5) for t in tryon]
+    levels = [to_uint8(t.numpy()).astype(int) for t in tryon]
     scores = np.asarray(ssim(tryon[0], tryon[1]))
     return {"pairs": int(cloth.shape[0]),
             "generator_coarse_person_max_abs": round(float(np.abs(coarse[0]["coarse_person"]
@@ -365,7 +366,7 @@ def reduced_precision_quality(versions: dict, pairs: dict) -> dict:
         outputs[precision] = {"png": np.stack([tf.io.decode_png(p).numpy() for p in result["tryon_png_bytes"].numpy()]),
                               **{k: result[k].numpy() for k in ("coarse_person", "garment_mask", "warped_cloth")}}
     full, low = outputs["float32"], outputs["bfloat16"]
-    to_float = lambda png: tf.constant(png.astype(np.float32) / 127.5 - 1.0)
+    to_float = lambda png: tf.constant(from_uint8(png))
     return {
         "pairs": int(full["png"].shape[0]),
         "tryon_ssim_mean": round(float(tf.reduce_mean(ssim(to_float(full["png"]), to_float(low["png"])))), 4),

@@ -19,6 +19,7 @@ import numpy as np
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))  # the jobs (training/) import by their folder names, as from a checkout
+from viton_tf.data.codecs import to_uint8  # noqa: E402
 
 RESULTS = Path(__file__).resolve().parent / "results" / "warp.json"
 
@@ -83,7 +84,6 @@ def figure(data: str, out: str, count: int = 4) -> None:
                "hungarian": _compiled_warp(config, "hungarian", height, width),
                "opencv": _reference(lambda c, m, t: opencv_warp(c, m, t, config), config, height, width),
                "bbox affine": _reference(bbox_affine_warp, config, height, width)}
-    to_uint8 = lambda image: (np.clip(image, -1, 1) * 127.5 + 127.5).astype(np.uint8)
     step = max(1, len(examples) // count)
     rows = []
     for example in examples[::step][:count]:

@@ -16,6 +16,7 @@ import numpy as np
 
 from viton_tf import methods
 from viton_tf.config import ExperimentConfig, load_run_config
+from viton_tf.data.codecs import from_uint8, to_uint8
 from viton_tf.errors import UserError
 
 NO_WEIGHTS = "n/a (no weights)"
@@ -89,7 +90,7 @@ def _read_rgb(path: Path, height: int, width: int) -> np.ndarray:
     from viton_tf.data.readers import read_image
 
     image = cv2.resize(read_image(path), (width, height), interpolation=cv2.INTER_AREA)
-    return image.astype(np.float32) / 127.5 - 1.0
+    return from_uint8(image)
 
 
 def _read_labels(path: Path, height: int, width: int) -> np.ndarray:
@@ -322,7 +323,7 @@ def write_figure(path: Path, pairs: list[dict], figures: dict, labels: dict, sca
     label_h = 22
 
     def tile(image):
-        pixels = np.clip((np.asarray(image) + 1.0) * 127.5, 0, 255).astype(np.uint8)[..., ::-1]
+        pixels = to_uint8(np.asarray(image))[..., ::-1]
         return cv2.resize(pixels, (tile_w, tile_h), interpolation=cv2.INTER_NEAREST)
 
     header = np.full((label_h, tile_w * len(titles), 3), 255, np.uint8)

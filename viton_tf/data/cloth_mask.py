@@ -6,6 +6,7 @@ import numpy as np
 import tensorflow as tf
 
 from viton_tf.config import DataConfig
+from viton_tf.data.codecs import from_uint8, to_uint8
 
 # A pixel is garment when a channel differs from the background colour by more than this (less on a
 # noiseless background): it finds white garments on grey backgrounds, which the mean-RGB level misses.
@@ -23,7 +24,7 @@ def cloth_mask_from_photo(cloth: tf.Tensor, threshold: float = DataConfig.cloth_
     height, width = cloth.shape[1], cloth.shape[2]
     if height is None or width is None:
         raise ValueError(f"cloth_mask_from_photo: cloth {cloth.shape} needs a static height and width")
-    levels = tf.round((tf.convert_to_tensor(cloth, tf.float32) + 1.0) * 127.5)  # a uint8 photo's exact values
+    levels = tf.cast(to_uint8(tf.convert_to_tensor(cloth, tf.float32)), tf.float32)  # the photo's exact levels
     batch = tf.shape(levels)[0]
     border = tf.concat([tf.reshape(side, [batch, -1, 3]) for side in
                         (levels[:, :2], levels[:, -2:], levels[:, :, :2], levels[:, :, -2:])], axis=1)
@@ -50,7 +51,7 @@ def cloth_mask_from_photo(cloth: tf.Tensor, threshold: float = DataConfig.cloth_
 def cloth_mask_from_uint8(photo: np.ndarray, threshold: float = DataConfig.cloth_foreground_threshold) -> np.ndarray:
     """`cloth_mask_from_photo` of one RGB photo, uint8 [H, W, 3]: bool [H, W]. Traced once per
     photo size (3x faster than op by op: the readers call it for every example)."""
-    cloth = tf.constant(photo[None], tf.float32) / 127.5 - 1.0
+    cloth = from_uint8(tf.constant(photo[None]))
     return _traced_mask(cloth, tf.constant(threshold, tf.float32)).numpy()[0, ..., 0] > 0.5
 
 

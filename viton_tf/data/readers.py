@@ -25,6 +25,7 @@ import cv2
 import numpy as np
 
 from viton_tf.config import BODY25_TO_COCO18, HEIGHT, WIDTH, DataConfig
+from viton_tf.data.codecs import from_uint8
 from viton_tf.errors import UserError
 
 LAYOUTS = ("vitonhd", "cpvton", "original")
@@ -314,8 +315,8 @@ def decode_files(files: dict, height: int, width: int,
 
     scale = np.array([width / person.shape[1], height / person.shape[0], 1.0], np.float32)
     return {
-        "person": _resize(person, height, width).astype(np.float32) / 127.5 - 1.0,
-        "cloth": cloth.astype(np.float32) / 127.5 - 1.0,
+        "person": from_uint8(_resize(person, height, width)),
+        "cloth": from_uint8(cloth),
         "cloth_mask": cloth_mask.astype(np.float32)[..., None],
         "parsing": _resize(parsing, height, width, nearest=True).astype(np.int32),
         "keypoints": (keypoints * scale).astype(np.float32),

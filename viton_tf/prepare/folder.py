@@ -19,6 +19,7 @@ import numpy as np
 
 from viton_tf.assets import model_path
 from viton_tf.data.cloth_mask import cloth_mask_from_uint8
+from viton_tf.data.codecs import from_uint8, to_uint8
 from viton_tf.data.readers import pair_lines, read_image
 from viton_tf.errors import UserError
 from viton_tf.prepare.parsing import parse_person
@@ -149,8 +150,8 @@ def prepare_cloth(image: np.ndarray, height: int, width: int, fixes=None):
         raise PhotoError(f"no garment found on a plain light background (mask covers {fraction:.1%})")
     worn = None
     if fixes is not None:
-        cleaned, worn = fixes(cloth[None].astype(np.float32) / 127.5 - 1.0, mask[None, :, :, None].astype(np.float32))
-        cloth = np.clip((np.asarray(cleaned)[0] + 1.0) * 127.5 + 0.5, 0, 255).astype(np.uint8)
+        cleaned, worn = fixes(from_uint8(cloth[None]), mask[None, :, :, None].astype(np.float32))
+        cloth = to_uint8(np.asarray(cleaned)[0])
         worn = np.asarray(worn)[0, :, :, 0] > 0.5
     return cloth, mask, worn
 

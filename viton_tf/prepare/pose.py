@@ -16,6 +16,7 @@ import cv2
 import numpy as np
 
 from viton_tf.assets import model_path
+from viton_tf.data.codecs import from_uint8
 
 
 class NoPerson(Exception):
@@ -169,7 +170,7 @@ def _normalize_radians(angle):
 
 def _detect_pose(square: np.ndarray, settings: PoseSettings):
     size = 224
-    tensor = cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA).astype(np.float32) / 127.5 - 1.0
+    tensor = from_uint8(cv2.resize(square, (size, size), interpolation=cv2.INTER_AREA))
     raw_boxes, raw_scores = _run("pose_detection.tflite", tensor)
     boxes, keypoints, scores = _decode(raw_boxes, raw_scores, ssd_anchors(size, (8, 16, 32, 32, 32)), size, 4)
     return weighted_nms(boxes, keypoints, scores, settings.detection_score, settings.nms_iou)
