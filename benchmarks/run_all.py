@@ -186,6 +186,24 @@ def end_to_end(version: Path, pairs: dict, runs: int, batch_runs: int) -> dict:
     return {"batch1": batch1, "batch8": batch8}
 
 
+def full_resolution_cost(version: Path, pairs: dict, runs: int) -> dict:
+    """The layout method with the person photo at 1024x768 (the synthetic photo upscaled, keypoints scaled)
+    against the same pair at 256x192: what composing the result into a VITON-HD-sized photo costs."""
+    import cv2
+    import tensorflow as tf
+
+    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    small = {name: tf.constant(value[:1]) for name, value in pairs.items()}
+    photo = cv2.imdecode(np.frombuffer(pairs["person_image"][0], np.uint8), cv2.IMREAD_COLOR)
+    scale = np.array([768 / photo.shape[1], 1024 / photo.shape[0], 1.0], np.float32)
+    large = dict(small, person_image=tf.constant([cv2.imencode(".jpg", cv2.resize(photo, (768, 1024)))[1].tobytes()]),
+                 keypoints=tf.constant(pairs["keypoints"][:1] * scale))
+    at_model_size = _ms(_time(lambda: serve(**small), (), runs))
+    at_photo_size = _ms(_time(lambda: serve(**large), (), runs))
+    return {"256x192_ms": at_model_size, "1024x768_ms": at_photo_size,
+            "extra_ms": round(at_photo_size["median_ms"] - at_model_size["median_ms"], 1)}
+
+
 def new_batch_sizes(version: Path, pairs: dict, sizes=(3, 5, 6, 7, 9, 16)) -> dict:
     """The first request at each batch size never seen (no warm-up record) against a warm request at the same
     size, and the process's RSS after each: a new size must not compile anything costly, or keep memory."""
@@ -477,6 +495,11 @@ def table(result: dict) -> str:
         rows.append(f"| bf16 vs fp32, end to end (PNG): SSIM mean (min) / max abs diff | 1 / 0 | "
                     f"{e2e['tryon_ssim_mean']} ({e2e['tryon_ssim_min']}) / {e2e['tryon_max_abs_png_levels']} "
                     f"PNG levels (garment mask pixels changed: {e2e['garment_mask_pixels_changed']}) |")
+    if "layout_full_resolution" in result:
+        full = result["layout_full_resolution"]
+        rows.append(f"| layout, batch 1, person photo 256x192 / 1024x768: median ms | "
+                    f"{full['256x192_ms']['median_ms']} / {full['1024x768_ms']['median_ms']} "
+                    f"(+{full['extra_ms']} for the full-resolution composition) | - |")
     for name, report in result.get("new_batch_sizes", {}).items():
         worst = max(report["sizes"].values(), key=lambda v: v["first_over_warm"])
         last = list(report["sizes"].values())[-1]["rss_mb"]
@@ -529,6 +552,7 @@ def main(argv: list[str] | None = None) -> int:
     print(f"model: {run} -> {versions}", flush=True)
     result["end_to_end"] = {p: end_to_end(v, pairs, runs, batch_runs) for p, v in versions.items()}
     print(json.dumps(result["end_to_end"]), flush=True)
+    result["layout_full_resolution"] = full_resolution_cost(versions["layout"], pairs, runs)
     result["new_batch_sizes"] = {name: new_batch_sizes(versions[name], pairs) for name in ("float32", "float32_xla")}
     print(json.dumps(result["new_batch_sizes"]), flush=True)
     result["equivalence"] = {"warp_xla_vs_graph": warp_equivalence(run, pairs)}
