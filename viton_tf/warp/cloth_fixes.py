@@ -13,6 +13,8 @@ import math
 
 import tensorflow as tf
 
+from viton_tf.data.cloth_mask import max_filter
+
 # Fractions of the garment's height / torso width (the mask's geometry), and colour
 # tolerances on RGB in [0, 1]; tuned on the synthetic world, checked on real photos.
 WINDOW_DEPTH = 0.35      # the neck opening lies in the top 35% of the garment
@@ -33,8 +35,8 @@ def _first_true(flags: tf.Tensor, axis: int) -> tf.Tensor:
 
 
 def _dilate(mask: tf.Tensor, size: int) -> tf.Tensor:
-    """Square max filter, separably."""
-    return tf.nn.max_pool2d(tf.nn.max_pool2d(mask, (size, 1), 1, "SAME"), (1, size), 1, "SAME")
+    """Square max filter."""
+    return max_filter(mask, size)
 
 
 def _erode(mask: tf.Tensor, size: int) -> tf.Tensor:
@@ -161,8 +163,16 @@ def _find_collar_cropped(cloth: tf.Tensor, cloth_mask: tf.Tensor):
     start = (rows > neckline) & (rows <= neckline + seed_rows) & (tf.abs(cols - centre_b) <= seed_half)
     region = allowed * tf.cast(start, tf.float32)[..., None]
     steps = max(4, int(0.1 * (height + width)))  # 5x5 steps: 2 px each, across the window
-    region = tf.while_loop(lambda r: True, lambda r: (_dilate(r, 5) * allowed,), (region,),
-                           maximum_iterations=steps)[0]
+    # Four steps a turn, and none once the band stops growing (it then stays as it is): in graph
+    # mode each turn of a while loop costs more than the tiny max filters in it.
+    grow = lambda r: _dilate(r, 5) * allowed
+    def turn(region, _):
+        grown = grow(grow(grow(grow(region))))
+        return grown, tf.reduce_any(grown != region)
+    region = tf.while_loop(lambda r, growing: growing, turn, (region, tf.constant(True)),
+                           maximum_iterations=steps // 4)[0]
+    for _ in range(steps % 4):
+        region = grow(region)
 
     closing = _odd(0.08 * width)
     filled = _erode(_dilate(region, closing), closing) * tf.cast(window, tf.float32)[..., None]
@@ -205,9 +215,14 @@ def inpaint(image: tf.Tensor, hole: tf.Tensor, valid: tf.Tensor, iterations: int
     """Fill `hole` [B,H,W,1] from the `valid` pixels around it by repeated masked 3x3 means."""
     known = valid * (1.0 - hole)
 
+    def box_sum(x):  # 3x3 sums by shifted slices: without XLA far cheaper than avg_pool2d
+        x = tf.pad(x, [[0, 0], [1, 1], [1, 1], [0, 0]])
+        x = x[:, :-2] + x[:, 1:-1] + x[:, 2:]
+        return x[:, :, :-2] + x[:, :, 1:-1] + x[:, :, 2:]
+
     def step(image, known):
-        total = tf.nn.avg_pool2d(image * known, 3, 1, "SAME")
-        weight = tf.nn.avg_pool2d(known, 3, 1, "SAME")
+        sums = box_sum(tf.concat([image * known, known], axis=-1))
+        total, weight = sums[..., :-1], sums[..., -1:]
         fresh = hole * (1.0 - known) * tf.cast(weight > 0, tf.float32)
         image = image * (1.0 - fresh) + fresh * total / tf.maximum(weight, 1e-6)
         return image, tf.maximum(known, fresh)

@@ -57,27 +57,22 @@ def sample_contour(mask: tf.Tensor, config: WarpConfig = WarpConfig()):
 
     ys, xs = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
     pixels = tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1])], axis=-1)  # [HW, 2]
-    batch = tf.shape(mask)[0]
     # Start from the first boundary pixel in raster order (top row, leftmost).
     order = tf.range(height * width, 0, -1, dtype=tf.float32)
     first = tf.argmax(tf.where(boundary, order[None], -1.0), axis=1, output_type=tf.int32)
-    big = tf.constant(1e9, tf.float32)
-
-    def step(i, last, nearest, chosen):
-        last_xy = tf.gather(pixels, last)  # [B, 2]
-        dist = tf.reduce_sum(tf.square(pixels[None] - last_xy[:, None]), axis=-1)
+    # Unrolled: without XLA a while loop's turn costs more than the few ops in it. Pixels off the
+    # boundary start (and stay) at -1, below every squared distance.
+    # Squared distances from every pixel to all, separably: [W, HW] along x, [H, HW] along y.
+    nearest = tf.where(boundary, 1e9, -1.0)
+    dist_x = tf.square(pixels[None, :, 0] - tf.range(width, dtype=tf.float32)[:, None])
+    dist_y = tf.square(pixels[None, :, 1] - tf.range(height, dtype=tf.float32)[:, None])
+    chosen = [first]
+    for _ in range(num - 1):
+        last = chosen[-1]
+        dist = tf.gather(dist_x, last % width) + tf.gather(dist_y, last // width)
         nearest = tf.minimum(nearest, dist)
-        nxt = tf.argmax(tf.where(boundary, nearest, -1.0), axis=1, output_type=tf.int32)
-        chosen = tf.tensor_scatter_nd_update(
-            chosen, tf.stack([tf.range(batch), tf.fill([batch], i)], axis=1), nxt)
-        return i + 1, nxt, nearest, chosen
-
-    chosen0 = tf.tensor_scatter_nd_update(
-        tf.zeros([batch, num], tf.int32), tf.stack([tf.range(batch), tf.zeros([batch], tf.int32)], axis=1), first)
-    _, _, _, chosen = tf.while_loop(
-        lambda i, *_: i < num, step,
-        (tf.constant(1), first, tf.fill([batch, height * width], big), chosen0),
-        maximum_iterations=num - 1)
+        chosen.append(tf.argmax(nearest, axis=1, output_type=tf.int32))
+    chosen = tf.stack(chosen, axis=1)
 
     points = tf.gather(pixels, chosen)  # [B, N, 2]
     gx = tf.gather(grad_x, chosen, batch_dims=1)
