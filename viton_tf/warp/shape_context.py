@@ -88,7 +88,9 @@ def sample_contour(mask: tf.Tensor, config: WarpConfig = WarpConfig()):
 # ---------------------------------------------------------------- descriptors and cost
 
 def _pairwise_sq_dist(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.square(a[:, :, None] - b[:, None]), axis=-1)
+    # A coordinate at a time: a reduction over an axis of 2 is slow without XLA.
+    terms = [tf.square(a[:, :, None, k] - b[:, None, :, k]) for k in range(a.shape[-1])]
+    return tf.add_n(terms) if len(terms) > 1 else terms[0]
 
 
 def shape_context(points: tf.Tensor, weights: tf.Tensor | None = None, config: WarpConfig = WarpConfig()):
@@ -106,9 +108,10 @@ def shape_context(points: tf.Tensor, weights: tf.Tensor | None = None, config: W
     pair_w = weights[:, :, None] * weights[:, None, :]
     mean_dist = tf.reduce_sum(pair_w * dist, axis=[1, 2]) / (tf.reduce_sum(pair_w, axis=[1, 2]) + 1e-12)
     normalised = dist / (mean_dist[:, None, None] + 1e-12)
-    edges = tf.constant(np.logspace(np.log10(config.radius_inner), np.log10(config.radius_outer),
-                                    config.radius_bins), tf.float32)
-    radius_bin = tf.reduce_sum(tf.cast(normalised[..., None] < edges, tf.int32), axis=-1)  # 0 = outside
+    edges = np.logspace(np.log10(config.radius_inner), np.log10(config.radius_outer),
+                        config.radius_bins).astype(np.float32)
+    # The number of edges above each distance (0 = outside); Bucketize counts those at or below.
+    radius_bin = config.radius_bins - tf.raw_ops.Bucketize(input=normalised, boundaries=edges.tolist())
     delta = points[:, None, :, :] - points[:, :, None, :]  # [B, i, j] = p_j - p_i
     angle = tf.math.floormod(tf.atan2(delta[..., 1], delta[..., 0]), 2.0 * math.pi)
     angle_bin = tf.minimum(tf.cast(tf.floor(angle / (2.0 * math.pi / config.angle_bins)), tf.int32),
@@ -129,8 +132,9 @@ def chi2_cost(hist_a: tf.Tensor, hist_b: tf.Tensor) -> tf.Tensor:
     eps = 2.2e-16
     a = hist_a / (tf.reduce_sum(hist_a, axis=-1, keepdims=True) + eps)
     b = hist_b / (tf.reduce_sum(hist_b, axis=-1, keepdims=True) + eps)
+    # Fewest ops on the [B,Na,Nb,bins] pairs: each is a pass over them without XLA's fusion.
     a, b = a[:, :, None, :], b[:, None, :, :]
-    return 0.5 * tf.reduce_sum(tf.square(a - b) / (a + b + eps), axis=-1)
+    return 0.5 * tf.reduce_sum(tf.math.squared_difference(a, b) / (a + (b + eps)), axis=-1)
 
 
 def matching_cost(hist_a, hist_b, tangents_a, tangents_b, config: WarpConfig = WarpConfig()) -> tf.Tensor:
@@ -155,18 +159,18 @@ def sinkhorn_plan(cost: tf.Tensor, epsilon: float, iterations: int, epsilon_star
     start = max(epsilon_start or epsilon, epsilon)
     ramp = max(iterations // 2, 1)
     schedule = np.maximum(start * (epsilon / start) ** (np.arange(iterations) / ramp), epsilon)
-    schedule = tf.constant(schedule, tf.float32)
 
-    def step(i, f, g):
-        eps = schedule[i]
-        f = -eps * tf.reduce_logsumexp((g[:, None, :] - cost) / eps, axis=2)
-        g = -eps * tf.reduce_logsumexp((f[:, :, None] - cost) / eps, axis=1)
-        return i + 1, f, g
+    def logsumexp(x, axis):  # tf.reduce_logsumexp without its checks for infinite maxima
+        top = tf.stop_gradient(tf.reduce_max(x, axis=axis, keepdims=True))
+        return tf.math.log(tf.reduce_sum(tf.exp(x - top), axis=axis, keepdims=True)) + top
 
-    zeros = tf.zeros(tf.shape(cost)[:2], tf.float32)
-    _, f, g = tf.while_loop(lambda i, *_: i < iterations, step, (tf.constant(0), zeros, zeros),
-                            maximum_iterations=iterations)
-    return tf.exp((f[:, :, None] + g[:, None, :] - cost) / epsilon)
+    # Unrolled, potentials kept as [B,M,1] and [B,1,M]: without XLA a while loop's turn costs
+    # more than the ops in it.
+    f = g = tf.zeros_like(cost[:, :1, :1])
+    for eps in schedule.astype(np.float32):
+        f = -eps * logsumexp((g - cost) / eps, axis=2)
+        g = -eps * logsumexp((f - cost) / eps, axis=1)
+    return tf.exp((f + g - cost) / epsilon)
 
 
 def _hungarian_numpy(cost: np.ndarray) -> np.ndarray:
