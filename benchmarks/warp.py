@@ -3,7 +3,9 @@ parts, and warp-eval's quality numbers for every matcher; optionally the README 
 
     python benchmarks/warp.py --data WORLD [--pairs 48] [--figure /tmp/warp_figure.png]
 
-Writes benchmarks/results/warp.json. Pin the cores to time "2 cores": `taskset -c 0,1`.
+Writes benchmarks/results/warp.json. Pin the cores to time "2 cores": `taskset -c 0,1`. The full
+warp, the fit and the fixes are timed twice: under XLA (`jit_compile=True`) and, as `*_no_jit`, in
+plain graph mode, the way stock TF Serving runs the exported try-on.
 """
 from __future__ import annotations
 
@@ -65,9 +67,12 @@ def timings(examples: list, height: int, width: int, repeats: int) -> dict:
             c, s, d, flow_stride=config.flow_stride)[0], **jit), (tf.concat([cloth, mask], -1), source, dest)),
         "cloth_fixes": (tf.function(lambda c, m: cloth_fixes.fix_cloth(c, m),
                                     input_signature=[spec3, spec1], **jit), (cloth, mask)),
-        "warp_cloth_sinkhorn_with_fixes_no_jit": (tf.function(warp(config, "sinkhorn"), input_signature=signature),
-                                                  inputs),
     }
+    # Stock TF Serving runs no XLA (the export marks nothing must-compile): the same parts in graph mode.
+    for name in ("warp_cloth_sinkhorn_with_fixes", "fit_tps_sinkhorn", "cloth_fixes"):
+        function, args = parts[name]
+        parts[f"{name}_no_jit"] = (tf.function(function.python_function, input_signature=function.input_signature),
+                                   args)
     return {name: _time(function, args, repeats) for name, (function, args) in parts.items()}
 
 

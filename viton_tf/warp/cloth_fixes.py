@@ -13,6 +13,8 @@ import math
 
 import tensorflow as tf
 
+from viton_tf.data.cloth_mask import max_filter, sum_filter
+
 # Fractions of the garment's height / torso width (the mask's geometry), and colour
 # tolerances on RGB in [0, 1]; tuned on the synthetic world, checked on real photos.
 WINDOW_DEPTH = 0.35      # the neck opening lies in the top 35% of the garment
@@ -33,8 +35,8 @@ def _first_true(flags: tf.Tensor, axis: int) -> tf.Tensor:
 
 
 def _dilate(mask: tf.Tensor, size: int) -> tf.Tensor:
-    """Square max filter, separably."""
-    return tf.nn.max_pool2d(tf.nn.max_pool2d(mask, (size, 1), 1, "SAME"), (1, size), 1, "SAME")
+    """Square max filter."""
+    return max_filter(mask, size)
 
 
 def _erode(mask: tf.Tensor, size: int) -> tf.Tensor:
@@ -161,8 +163,24 @@ def _find_collar_cropped(cloth: tf.Tensor, cloth_mask: tf.Tensor):
     start = (rows > neckline) & (rows <= neckline + seed_rows) & (tf.abs(cols - centre_b) <= seed_half)
     region = allowed * tf.cast(start, tf.float32)[..., None]
     steps = max(4, int(0.1 * (height + width)))  # 5x5 steps: 2 px each, across the window
-    region = tf.while_loop(lambda r: True, lambda r: (_dilate(r, 5) * allowed,), (region,),
-                           maximum_iterations=steps)[0]
+    # A band reaching its window's rim (but for the neckline on top) leaks: it is dropped below.
+    window_f = tf.cast(window, tf.float32)[..., None]
+    rim = window_f * (1.0 - _erode(window_f, 3))
+    rim = rim * tf.cast(rows > neckline + 1.0, tf.float32)[..., None]
+    # Four steps a turn, and no more turns once every band has stopped growing or leaked (either
+    # way its outcome is settled): without XLA, turns cost more than the max filters in them.
+    grow = lambda r: _dilate(r, 5) * allowed
+
+    def turn(region, _):
+        grown = grow(grow(grow(grow(region))))
+        growing = tf.reduce_any(tf.not_equal(grown, region), axis=[1, 2, 3])
+        leaked = tf.reduce_any(grown * rim > 0, axis=[1, 2, 3])
+        return grown, tf.reduce_any(growing & ~leaked)
+
+    region = tf.while_loop(lambda r, unsettled: unsettled, turn, (region, tf.constant(True)),
+                           maximum_iterations=steps // 4)[0]
+    for _ in range(steps % 4):
+        region = grow(region)
 
     closing = _odd(0.08 * width)
     filled = _erode(_dilate(region, closing), closing) * tf.cast(window, tf.float32)[..., None]
@@ -178,9 +196,6 @@ def _find_collar_cropped(cloth: tf.Tensor, cloth_mask: tf.Tensor):
 
     # A plausible band: found, touching neither the bottom nor the sides of its window, and
     # far from filling it.
-    window_f = tf.cast(window, tf.float32)[..., None]
-    rim = window_f * (1.0 - _erode(window_f, 3))
-    rim = rim * tf.cast(rows > neckline + 1.0, tf.float32)[..., None]  # the top edge is the neckline
     band = tf.maximum(filled, label)
     area = tf.reduce_sum(band, axis=[1, 2, 3])
     leak = tf.reduce_sum(region * rim, axis=[1, 2, 3]) > 0
@@ -205,14 +220,15 @@ def inpaint(image: tf.Tensor, hole: tf.Tensor, valid: tf.Tensor, iterations: int
     """Fill `hole` [B,H,W,1] from the `valid` pixels around it by repeated masked 3x3 means."""
     known = valid * (1.0 - hole)
 
-    def step(image, known):
-        total = tf.nn.avg_pool2d(image * known, 3, 1, "SAME")
-        weight = tf.nn.avg_pool2d(known, 3, 1, "SAME")
+    def step(image, known):  # 3x3 sums: the ratio of the two is the masked mean
+        sums = sum_filter(tf.concat([image * known, known], axis=-1), 3)
+        total, weight = sums[..., :-1], sums[..., -1:]
         fresh = hole * (1.0 - known) * tf.cast(weight > 0, tf.float32)
         image = image * (1.0 - fresh) + fresh * total / tf.maximum(weight, 1e-6)
         return image, tf.maximum(known, fresh)
 
-    image, _ = tf.while_loop(lambda *_: True, step, (image, known), maximum_iterations=iterations)
+    for _ in range(iterations):  # unrolled: without XLA a while loop's turn costs more than its ops
+        image, known = step(image, known)
     return image
 
 
@@ -224,7 +240,10 @@ def fix_cloth(cloth: tf.Tensor, cloth_mask: tf.Tensor, neck_label: bool = True, 
         return cloth, cloth_mask
     band, label, crop, uncrop = _find_collar_cropped(cloth, cloth_mask)
     if neck_label:  # inpainted inside the crop: a quarter of the pixels
-        patched = inpaint(crop(cloth), label, crop(cloth_mask), max(3, cloth.shape[2] // 24))
+        iterations = max(3, cloth.shape[2] // 24)
+        # Most photos have no label: skip the inpainting then (it would change nothing).
+        patched = tf.cond(tf.reduce_any(label > 0), lambda: inpaint(crop(cloth), label, crop(cloth_mask), iterations),
+                          lambda: crop(cloth))
         label = uncrop(label)
         cloth = cloth * (1.0 - label) + uncrop(patched) * label
     if collar:

@@ -12,6 +12,7 @@ import numpy as np
 import tensorflow as tf
 
 from viton_tf.config import WarpConfig
+from viton_tf.data.cloth_mask import max_filter
 
 MATCHERS = ("sinkhorn", "hungarian")
 
@@ -24,7 +25,9 @@ def resize_mask(mask: tf.Tensor, height: int, width: int) -> tf.Tensor:
     if in_h is not None and in_w is not None and in_h % height == 0 and in_w % width == 0:
         if (in_h, in_w) == (height, width):
             return mask
-        return tf.nn.avg_pool2d(mask, (in_h // height, in_w // width), (in_h // height, in_w // width), "VALID")
+        # Block means by a reshape: without XLA avg_pool2d is several times slower.
+        blocks = tf.reshape(mask, [-1, height, in_h // height, width, in_w // width, mask.shape[3]])
+        return tf.reduce_mean(blocks, axis=[2, 4])
     return tf.image.resize(mask, (height, width), method="bilinear")
 
 
@@ -40,7 +43,7 @@ def sample_contour(mask: tf.Tensor, config: WarpConfig = WarpConfig()):
     height, width, num = config.match_height, config.match_width, config.num_points
     mask = tf.convert_to_tensor(mask, tf.float32)
     binary = tf.cast(resize_mask(mask, height, width) > 0.5, tf.float32)
-    eroded = -tf.nn.max_pool2d(-binary, 3, 1, "SAME")
+    eroded = -max_filter(-binary, 3)
     boundary = tf.reshape(binary - eroded, [-1, height * width]) > 0.5
     smooth = tf.nn.avg_pool2d(binary, 3, 1, "SAME")[..., 0]
     padded = tf.pad(smooth, [[0, 0], [1, 1], [1, 1]], mode="SYMMETRIC")
@@ -49,27 +52,22 @@ def sample_contour(mask: tf.Tensor, config: WarpConfig = WarpConfig()):
 
     ys, xs = tf.meshgrid(tf.range(height, dtype=tf.float32), tf.range(width, dtype=tf.float32), indexing="ij")
     pixels = tf.stack([tf.reshape(xs, [-1]), tf.reshape(ys, [-1])], axis=-1)  # [HW, 2]
-    batch = tf.shape(mask)[0]
     # Start from the first boundary pixel in raster order (top row, leftmost).
     order = tf.range(height * width, 0, -1, dtype=tf.float32)
     first = tf.argmax(tf.where(boundary, order[None], -1.0), axis=1, output_type=tf.int32)
-    big = tf.constant(1e9, tf.float32)
-
-    def step(i, last, nearest, chosen):
-        last_xy = tf.gather(pixels, last)  # [B, 2]
-        dist = tf.reduce_sum(tf.square(pixels[None] - last_xy[:, None]), axis=-1)
+    # Unrolled: without XLA a while loop's turn costs more than the few ops in it. Pixels off the
+    # boundary start (and stay) at -1, below every squared distance.
+    # Squared distances from every pixel to all, separably: [W, HW] along x, [H, HW] along y.
+    nearest = tf.where(boundary, 1e9, -1.0)
+    dist_x = tf.square(pixels[None, :, 0] - tf.range(width, dtype=tf.float32)[:, None])
+    dist_y = tf.square(pixels[None, :, 1] - tf.range(height, dtype=tf.float32)[:, None])
+    chosen = [first]
+    for _ in range(num - 1):
+        last = chosen[-1]
+        dist = tf.gather(dist_x, last % width) + tf.gather(dist_y, last // width)
         nearest = tf.minimum(nearest, dist)
-        nxt = tf.argmax(tf.where(boundary, nearest, -1.0), axis=1, output_type=tf.int32)
-        chosen = tf.tensor_scatter_nd_update(
-            chosen, tf.stack([tf.range(batch), tf.fill([batch], i)], axis=1), nxt)
-        return i + 1, nxt, nearest, chosen
-
-    chosen0 = tf.tensor_scatter_nd_update(
-        tf.zeros([batch, num], tf.int32), tf.stack([tf.range(batch), tf.zeros([batch], tf.int32)], axis=1), first)
-    _, _, _, chosen = tf.while_loop(
-        lambda i, *_: i < num, step,
-        (tf.constant(1), first, tf.fill([batch, height * width], big), chosen0),
-        maximum_iterations=num - 1)
+        chosen.append(tf.argmax(nearest, axis=1, output_type=tf.int32))
+    chosen = tf.stack(chosen, axis=1)
 
     points = tf.gather(pixels, chosen)  # [B, N, 2]
     gx = tf.gather(grad_x, chosen, batch_dims=1)
@@ -85,7 +83,9 @@ def sample_contour(mask: tf.Tensor, config: WarpConfig = WarpConfig()):
 # ---------------------------------------------------------------- descriptors and cost
 
 def pairwise_sq_dist(a: tf.Tensor, b: tf.Tensor) -> tf.Tensor:
-    return tf.reduce_sum(tf.square(a[:, :, None] - b[:, None]), axis=-1)
+    # A coordinate at a time: a reduction over an axis of 2 is slow without XLA.
+    terms = [tf.square(a[:, :, None, k] - b[:, None, :, k]) for k in range(a.shape[-1])]
+    return tf.add_n(terms) if len(terms) > 1 else terms[0]
 
 
 def shape_context(points: tf.Tensor, weights: tf.Tensor | None = None, config: WarpConfig = WarpConfig()):
@@ -103,9 +103,9 @@ def shape_context(points: tf.Tensor, weights: tf.Tensor | None = None, config: W
     pair_w = weights[:, :, None] * weights[:, None, :]
     mean_dist = tf.reduce_sum(pair_w * dist, axis=[1, 2]) / (tf.reduce_sum(pair_w, axis=[1, 2]) + 1e-12)
     normalised = dist / (mean_dist[:, None, None] + 1e-12)
-    edges = tf.constant(np.logspace(np.log10(config.radius_inner), np.log10(config.radius_outer),
-                                    config.radius_bins), tf.float32)
-    radius_bin = tf.reduce_sum(tf.cast(normalised[..., None] < edges, tf.int32), axis=-1)  # 0 = outside
+    edges = np.logspace(np.log10(config.radius_inner), np.log10(config.radius_outer),
+                        config.radius_bins).astype(np.float32)
+    radius_bin = tf.add_n([tf.cast(normalised < edge, tf.int32) for edge in edges])  # 0 = outside
     delta = points[:, None, :, :] - points[:, :, None, :]  # [B, i, j] = p_j - p_i
     angle = tf.math.floormod(tf.atan2(delta[..., 1], delta[..., 0]), 2.0 * math.pi)
     angle_bin = tf.minimum(tf.cast(tf.floor(angle / (2.0 * math.pi / config.angle_bins)), tf.int32),
@@ -126,8 +126,9 @@ def chi2_cost(hist_a: tf.Tensor, hist_b: tf.Tensor) -> tf.Tensor:
     eps = 2.2e-16
     a = hist_a / (tf.reduce_sum(hist_a, axis=-1, keepdims=True) + eps)
     b = hist_b / (tf.reduce_sum(hist_b, axis=-1, keepdims=True) + eps)
+    # Fewest ops on the [B,Na,Nb,bins] pairs: each is a pass over them without XLA's fusion.
     a, b = a[:, :, None, :], b[:, None, :, :]
-    return 0.5 * tf.reduce_sum(tf.square(a - b) / (a + b + eps), axis=-1)
+    return 0.5 * tf.reduce_sum(tf.math.squared_difference(a, b) / (a + (b + eps)), axis=-1)
 
 
 def matching_cost(hist_a, hist_b, tangents_a, tangents_b, config: WarpConfig = WarpConfig()) -> tf.Tensor:
@@ -152,18 +153,19 @@ def sinkhorn_plan(cost: tf.Tensor, epsilon: float, iterations: int, epsilon_star
     start = max(epsilon_start or epsilon, epsilon)
     ramp = max(iterations // 2, 1)
     schedule = np.maximum(start * (epsilon / start) ** (np.arange(iterations) / ramp), epsilon)
-    schedule = tf.constant(schedule, tf.float32)
 
-    def step(i, f, g):
-        eps = schedule[i]
-        f = -eps * tf.reduce_logsumexp((g[:, None, :] - cost) / eps, axis=2)
-        g = -eps * tf.reduce_logsumexp((f[:, :, None] - cost) / eps, axis=1)
-        return i + 1, f, g
+    def logsumexp(x, axis):  # tf.reduce_logsumexp without its checks for infinite maxima
+        top = tf.stop_gradient(tf.reduce_max(x, axis=axis, keepdims=True))
+        return tf.math.log(tf.reduce_sum(tf.exp(x - top), axis=axis, keepdims=True)) + top
 
-    zeros = tf.zeros(tf.shape(cost)[:2], tf.float32)
-    _, f, g = tf.while_loop(lambda i, *_: i < iterations, step, (tf.constant(0), zeros, zeros),
-                            maximum_iterations=iterations)
-    return tf.exp((f[:, :, None] + g[:, None, :] - cost) / epsilon)
+    # Unrolled, potentials kept as [B,M,1] and [B,1,M]: without XLA a while loop's turn costs
+    # more than the ops in it.
+    f = g = tf.zeros_like(cost[:, :1, :1])
+    scaled = {eps: cost / eps for eps in set(schedule.astype(np.float32))}
+    for eps in schedule.astype(np.float32):
+        f = -eps * logsumexp(g / eps - scaled[eps], axis=2)
+        g = -eps * logsumexp(f / eps - scaled[eps], axis=1)
+    return tf.exp((f + g - cost) / epsilon)
 
 
 def _hungarian_numpy(cost: np.ndarray) -> np.ndarray:
