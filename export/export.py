@@ -30,6 +30,9 @@ WARMUP_BATCH_SIZES = tuple(2 ** i for i in range(ServingConfig.max_batch_size.bi
                            if 2 ** i <= ServingConfig.max_batch_size)
 # Same machine, same graph: the fresh process must agree up to float noise.
 TOLERANCE = {"warped_cloth": 1e-4, "composition_mask": 1e-4, "tryon": 1.0}  # tryon in 0..255 PNG levels
+# Measured: an --xla export's warped cloth differs by up to 2.4e-4 between the in-process function and the
+# session (float sums reordered inside the compiled Sinkhorn and TPS solve); the PNG stays within a level.
+XLA_TOLERANCE_FACTOR = 10.0
 SERVING_CHECK = Path(__file__).with_name("serving_check.py")
 
 
@@ -112,6 +115,8 @@ def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path, xla
     fresh = {"tryon": answers["0/tryon_png_bytes:pixels"], "warped_cloth": answers["0/warped_cloth"],
              "composition_mask": answers["0/composition_mask"]}
     for name, tolerance in TOLERANCE.items():
+        if xla and name != "tryon":  # XLA fuses differently when TF1's session compiles the same graph
+            tolerance *= XLA_TOLERANCE_FACTOR
         if fresh[name].shape != expected[name].shape:
             raise UserError(f"{version_dir}: not published: '{name}' has shape {fresh[name].shape} in a fresh "
                             f"process, {expected[name].shape} in this one")

@@ -58,7 +58,7 @@ def test_export_writes_a_tf_serving_version(exported, trained_run):
 
 
 def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic_world, tmp_path):
-    from serving.client import predict_grpc, predict_rest, run_client
+    from serving.client import ClientError, predict_grpc, predict_rest, run_client
     from serving_toy import Server
 
     inputs, files = _pair_inputs(synthetic_world, 1)  # not the warm-up pair
@@ -86,6 +86,14 @@ def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic
         written = tf.io.decode_png((tmp_path / "tryon.png").read_bytes()).numpy()
         assert written.shape == (64, 48, 3) and np.abs(written - local_png).max() <= 1
         assert "viton:1: available (4 warm-up requests replayed)" in server.log.read_text()
+        # A small JPEG whose header claims 20000x20000 is refused from its header: nothing is decoded.
+        rss = lambda: int(next(line for line in open(f"/proc/{server.process.pid}/status")
+                               if line.startswith("VmRSS")).split()[1]) // 1024
+        before = rss()
+        with pytest.raises(ClientError, match="INVALID_ARGUMENT.*person_image: image larger than the limit of 4096"):
+            predict_grpc(f"localhost:{server.grpc_port}", {**inputs, "person_image": np.array(
+                [_jpeg_claiming(20000, 20000)], dtype=object)}, "viton")
+        assert rss() - before < 50  # MB
     finally:
         assert server.stop() == 0
 

@@ -12,11 +12,11 @@ from pathlib import Path
 import numpy as np
 import tensorflow as tf
 
-from viton_tf.config import BODY25_TO_COCO18, LIP, RepresentationConfig
+from viton_tf.config import BODY25_TO_COCO18, LIP, DataConfig, RepresentationConfig
 from viton_tf.representation import person_representation
 
 WEIGHTS = Path(__file__).with_name("weights") / "layout.weights.h5"
-GARMENT_LABELS = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
+GARMENT_LABELS = DataConfig.garment_labels  # the one garment definition: what is replaced
 SKIN_LABELS = (LIP.NECK, LIP.LEFT_ARM, LIP.RIGHT_ARM)  # the synthetic world paints torso skin as neck
 CHANNELS = 18 + 9 + 1 + 1
 # The synthetic world's random streams are keyed by (seed, index): the layout trains on bodies and garments
