@@ -14,10 +14,11 @@ setup(
     python_requires=">=3.11",
     packages=find_packages(include=["viton_tf", "viton_tf.*"]) + [f"viton_tf_jobs.{job}" for job in JOBS],
     package_dir={f"viton_tf_jobs.{job}": job for job in JOBS},
-    package_data={"viton_tf_jobs.configs": ["*.json"], "viton_tf_jobs.serving": ["*.config"]},
+    # The real-photo try-on's layout network (viton_tf/weights/, trained on the synthetic world by
+    # `viton-tf train-layout`), the named experiments and the serving configs.
+    package_data={"viton_tf": ["weights/*.weights.h5", "weights/*.json"], "viton_tf_jobs.configs": ["*.json"],
+                  "viton_tf_jobs.serving": ["*.config"]},
     include_package_data=True,
-    # The real-photo try-on's layout network, trained on the synthetic world (`viton-tf train-layout`).
-    package_data={"viton_tf": ["weights/*.weights.h5", "weights/*.json"]},
     install_requires=[
         "tensorflow==2.21.0",
         "tensorflow-serving-api==2.21.0",
