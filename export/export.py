@@ -21,10 +21,10 @@ from pathlib import Path
 
 import numpy as np
 
+from serving.servables import WARMUP_FILE  # TF Serving's warm-up file, where the server replays it from
 from viton_tf.config import ServingConfig, SynthConfig
 from viton_tf.errors import UserError
 
-WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 # Batch sizes of the warm-up requests: serving/batching.config's allowed_batch_sizes.
 WARMUP_BATCH_SIZES = tuple(2 ** i for i in range(ServingConfig.max_batch_size.bit_length())
                            if 2 ** i <= ServingConfig.max_batch_size)

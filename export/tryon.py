@@ -20,10 +20,12 @@ def find_version(model: Path) -> Path:
     model = Path(model)
     if (model / "saved_model.pb").is_file():
         return model
-    versions = sorted((int(p.name), p) for p in model.glob("*") if p.name.isdigit() and (p / "saved_model.pb").is_file())
+    from serving.servables import version_folders  # TF Serving's rule: integer folder names only
+
+    versions = {number: path for number, path in version_folders(model).items() if (path / "saved_model.pb").is_file()}
     if not versions:
         raise UserError(f"{model}: no saved_model.pb here nor in an integer version folder")
-    return versions[-1][1]
+    return versions[max(versions)]
 
 
 def describe_training(config: Path) -> str:

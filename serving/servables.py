@@ -27,8 +27,8 @@ log = logging.getLogger("viton-tf.serve")
 Tensors = dict[str, np.ndarray]
 State = get_model_status_pb2.ModelVersionStatus.State
 DEFAULT_SIGNATURE = "serving_default"
-# TF Serving's warm-up file, inside a version folder. export/export.py still has its own copy of
-# this path (export/ is not serving's to change): it should import this one.
+# TF Serving's warm-up file, inside a version folder (export/export.py writes it from this name;
+# export/serving_check.py, standalone by design, spells it out).
 WARMUP_FILE = Path("assets.extra") / "tf_serving_warmup_requests"
 MAX_WARMUP_RECORDS = 1000  # tensorflow_serving/servables/tensorflow/saved_model_warmup_util.cc
 
