@@ -97,6 +97,13 @@ KEPT_LABELS = (LIP.HAT, LIP.HAIR, LIP.SUNGLASSES, LIP.FACE)
 SKIN_SOURCE_LABELS = (LIP.NECK, LIP.LEFT_ARM, LIP.RIGHT_ARM)
 # An arm-labelled pixel farther than this from the face's median colour ([-1, 1] RGB, ~57 levels) is a sleeve.
 SKIN_COLOUR_DISTANCE = 0.45
+# The layout's garment probability is cut lower than G_C's: its misses show the background at the garment's
+# edge (a fringe), its excess only paints a pixel of garment; chosen on a synthetic world, checked on another.
+LAYOUT_GARMENT_THRESHOLD = 0.4
+# The garment's edge is feathered over two rings outside it: the layout's own probability sets the weight,
+# never under these (a miss of a pixel or two blends with the background instead of showing it).
+EDGE_FLOOR = (0.4, 0.15)
+EDGE_PROBABILITY_FLOOR = 0.05
 
 
 def _masked_median(image: tf.Tensor, mask: tf.Tensor) -> tf.Tensor:
@@ -121,6 +128,30 @@ def _dilate(mask: tf.Tensor, pixels: int) -> tf.Tensor:
     return tf.nn.max_pool2d(mask, 2 * pixels + 1, 1, "SAME")
 
 
+def _erode(mask: tf.Tensor, pixels: int) -> tf.Tensor:
+    return -_dilate(-mask, pixels)
+
+
+def _feathered_edge(garment: tf.Tensor, probability: tf.Tensor, ring: int) -> tf.Tensor:
+    """The garment's weight on the two rings of `ring` pixels outside it: the layout's probability, rescaled
+    so that LAYOUT_GARMENT_THRESHOLD is 1, and at least EDGE_FLOOR."""
+    inner, band = _dilate(garment, ring) - garment, _dilate(garment, 2 * ring) - garment
+    span = LAYOUT_GARMENT_THRESHOLD - EDGE_PROBABILITY_FLOOR
+    soft = tf.clip_by_value((probability - EDGE_PROBABILITY_FLOOR) / span, 0.0, 1.0)
+    return band * tf.maximum(soft, inner * EDGE_FLOOR[0] + (1.0 - inner) * EDGE_FLOOR[1])
+
+
+def _smooth_outline(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
+    """A binary mask [H, W, 1] at the model's size as a weight at `size` whose outline is smooth, not the
+    model's pixel staircase: the mask blurred (1-2-1), upsampled, and its level 0.5 made a soft edge that
+    reaches at most half a model pixel outside the mask."""
+    taps = tf.constant([0.25, 0.5, 0.25])
+    kernel = (taps[:, None] * taps[None, :])[:, :, None, None]
+    blurred = tf.nn.conv2d(mask[None], kernel, 1, "SAME")[0]
+    level = tf.clip_by_value((tf.image.resize(blurred, size, method="bilinear") - 0.25) / 0.5, 0.0, 1.0)
+    return level * level * (3.0 - 2.0 * level)
+
+
 def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp,
                  representation: RepresentationConfig) -> dict:
     """The real-photo try-on: the layout network decides the new garment's shape and the newly exposed skin;
@@ -130,11 +161,11 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
     from viton_tf.warp.cloth_fixes import inpaint
 
     height = person.shape[1]
-    reach = max(1, height // 64)  # 4 px at 256x192
+    reach, edge = max(1, height // 64), max(1, height // 256)  # 4 px and 1 px at 256x192
     layout = _float32(layout_net({"layout_inputs": layout_inputs(parsing, keypoints, cloth_mask, representation)},
                                  training=False))
     kept = label_mask(parsing, KEPT_LABELS)
-    new_garment = tf.cast(layout["garment_mask"] > GARMENT_MASK_THRESHOLD, tf.float32) * (1.0 - kept)
+    new_garment = tf.cast(layout["garment_mask"] > LAYOUT_GARMENT_THRESHOLD, tf.float32) * (1.0 - kept)
     # Skin where the layout says so, and wherever the parsing saw arms or neck that the new garment leaves
     # uncovered (a sleeve that is gone uncovers an arm, whatever the layout learned of synthetic arms).
     skin = tf.maximum(tf.cast(layout["skin_mask"] > layout["garment_mask"], tf.float32),
@@ -145,19 +176,19 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
     arms = label_mask(parsing, (LIP.LEFT_ARM, LIP.RIGHT_ARM))
     own_skin = tf.maximum(kept, arms * skin_like * skin)  # bare arms the layout keeps bare stay, in front
     # The old garment, a pixel wider (no ring survives at its border), with the sleeves parsed as arms.
-    old_garment = tf.maximum(_dilate(label_mask(parsing, GARMENT_LABELS), max(1, height // 128)),
+    old_garment = tf.maximum(_dilate(label_mask(parsing, GARMENT_LABELS), edge),
                              arms * (1.0 - skin_like)) * (1.0 - own_skin)
-    warped_cloth, warped_mask = warp(_spread_colours(cloth, cloth_mask, reach), cloth_mask, new_garment, own_skin)
+    # The product's own edge pixels are blended with its photo's white: its colours are spread from a pixel
+    # inside, before the warp and again after it (over what the warp missed), so no white streaks are drawn.
+    warped_cloth, warped_mask = warp(_spread_colours(cloth, _erode(cloth_mask, edge), reach + edge), cloth_mask,
+                                     new_garment, own_skin)
     # The layout decides the garment's shape; the warp gives its texture, spread over what the warp missed.
     textured = tf.cast(warped_mask > 0.5, tf.float32) * new_garment
-    warped_cloth = _spread_colours(warped_cloth, textured, height // 16)
+    warped_cloth = _spread_colours(warped_cloth, _erode(textured, edge), height // 16)
     garment = new_garment * (1.0 - own_skin)
-    # A thin gap between the garment and what the layout calls skin is garment too (not a seam of background).
+    # What the old garment leaves uncovered: skin where the layout says so, else whatever is behind
+    # (background, trousers, an arm's edge), filled from the nearest unchanged pixels that are not face or hair.
     uncovered = old_garment * (1.0 - garment) * (1.0 - own_skin)
-    garment = tf.maximum(garment, _dilate(garment, reach) * uncovered * (1.0 - skin))
-    # What is still uncovered: skin where the layout says so, else whatever is behind (background, trousers, an
-    # arm's edge), filled from the nearest unchanged pixels that are not face or hair.
-    uncovered = uncovered * (1.0 - garment)
     newly_skin, behind = uncovered * skin, uncovered * (1.0 - skin)
     tone = _masked_median(person, label_mask(parsing, SKIN_SOURCE_LABELS) * skin_like)
     tone = tf.where(tf.reduce_any(tone != 0.0, axis=-1, keepdims=True), tone, face_tone[:, 0, 0])
@@ -166,6 +197,9 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
     filled = inpaint(person, behind, surroundings, height // 3)
     tryon = (person * (1.0 - changed) + garment * warped_cloth + newly_skin * tone[:, None, None, :]
              + behind * filled)
+    edge_weight = _feathered_edge(garment, layout["garment_mask"], edge) * (1.0 - own_skin) * (1.0 - newly_skin)
+    tryon += edge_weight * (warped_cloth - tryon)
+    changed = tf.maximum(changed, tf.cast(edge_weight > 0.0, tf.float32))
     return {"tryon": tryon, "warped_cloth": warped_cloth, "composition_mask": garment, "garment_mask": new_garment,
             "warped_mask": textured,
             "skin_mask": newly_skin, "changed_mask": changed}
@@ -279,7 +313,7 @@ class TryOnModule(tf.Module):
             data, tryon, changed = args
             photo = decode_photo(data, "person_image", self.max_image_side)
             size = tf.shape(photo)[:2]
-            alpha = tf.image.resize(changed, size, method="bilinear")
+            alpha = _smooth_outline(changed, size)
             result = tf.image.resize(tryon, size, method="bicubic")
             blended = to_uint8(from_uint8(photo) * (1.0 - alpha) + result * alpha)
             return tf.io.encode_png(tf.where(alpha > 0.0, blended, photo), compression=1)
