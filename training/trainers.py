@@ -74,21 +74,36 @@ class TrainingModel(keras.Model):
 
     def optimise(self, variables, forward) -> dict:
         """One step: `forward()` returns the loss terms, computed under both tapes ("loss" for
-        `variables`, and "discriminator" for the discriminator when there is one)."""
+        `variables`, and "discriminator" for the discriminator when there is one). Under mixed_float16 the
+        optimizers are LossScaleOptimizers: the losses are scaled inside the tapes, unscaled when applied."""
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            terms = forward()
-        self.apply(self.optimizer, g_tape, terms["loss"], variables)
+            terms = {name: tf.cast(value, tf.float32) for name, value in forward().items()}
+            scaled = self.optimizer.scale_loss(terms["loss"])
+            if "discriminator" in terms:
+                scaled_discriminator = self.discriminator_optimizer.scale_loss(terms["discriminator"])
+        self.apply(self.optimizer, g_tape, scaled, variables)
         if "discriminator" in terms:
-            self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"],
+            self.apply(self.discriminator_optimizer, d_tape, scaled_discriminator,
                        self.discriminator.trainable_variables)
         return self.record(terms)
 
-    def adversarial_terms(self, terms: dict, condition, real, fake) -> None:
+    def loss_terms(self, batch, training: bool = True) -> dict:
+        """The loss terms of a batch (the networks in training or inference mode): what `train_step`
+        minimises and `test_step` reports on validation pairs."""
+        raise NotImplementedError
+
+    def test_step(self, batch):
+        return self.record({name: tf.cast(value, tf.float32)
+                            for name, value in self.loss_terms(batch, training=False).items()})
+
+    def adversarial_terms(self, terms: dict, condition, real, fake, training: bool = True) -> None:
         """Add the generator's adversarial term and the discriminator's loss to `terms` (inside both tapes)."""
-        real_logits = self.discriminator({"condition": condition, "image": real}, training=True)
-        fake_logits = self.discriminator({"condition": condition, "image": tf.stop_gradient(fake)}, training=True)
+        discriminate = lambda image: tf.cast(self.discriminator({"condition": condition, "image": image},
+                                                                training=training), tf.float32)
+        real_logits = discriminate(real)
+        fake_logits = discriminate(tf.stop_gradient(fake))
         terms["discriminator"] = losses.discriminator_loss(real_logits, fake_logits, self.gan_loss)
-        fool_logits = self.discriminator({"condition": condition, "image": fake}, training=True)
+        fool_logits = discriminate(fake)
         terms["adversarial"] = losses.generator_adversarial_loss(fool_logits, self.gan_loss)
         terms["loss"] = terms["loss"] + self.adversarial_weight * terms["adversarial"]
 
@@ -112,6 +127,12 @@ class TrainingModel(keras.Model):
 
 def _generator_inputs(batch) -> dict:
     return {"representation": batch["representation"], "cloth": batch["cloth"]}
+
+
+def _float32(outputs: dict) -> dict:
+    """A network's outputs in float32 (under a mixed policy they come in float16/bfloat16): the losses
+    are computed in float32."""
+    return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
 
 def _condition(batch):
@@ -141,16 +162,16 @@ class VitonStage1(TrainingModel):
     def call(self, batch, training=False):
         return self.generator(_generator_inputs(batch), training=training)
 
-    def train_step(self, batch):
-        def forward():
-            outputs = self.generator(_generator_inputs(batch), training=True)
-            terms = losses.stage1_losses(batch["person"], batch["garment_mask"], outputs, self.perceptual,
-                                         self.loss_config)
-            if self.discriminator is not None:
-                self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["coarse_person"])
-            return terms
+    def loss_terms(self, batch, training=True):
+        outputs = _float32(self.generator(_generator_inputs(batch), training=training))
+        terms = losses.stage1_losses(batch["person"], batch["garment_mask"], outputs, self.perceptual,
+                                     self.loss_config)
+        if self.discriminator is not None:
+            self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["coarse_person"], training)
+        return terms
 
-        return self.optimise(self.generator.trainable_variables, forward)
+    def train_step(self, batch):
+        return self.optimise(self.generator.trainable_variables, lambda: self.loss_terms(batch))
 
     def saved_networks(self):
         return {"generator": self.generator}
@@ -189,17 +210,17 @@ class VitonStage2(TrainingModel):
     def call(self, batch, training=False):
         return refine(self.refinement, self.refinement_inputs(batch), training=training)
 
+    def loss_terms(self, batch, training=True, inputs=None):
+        inputs = self.refinement_inputs(batch) if inputs is None else inputs
+        outputs = _float32(refine(self.refinement, inputs, training=training))
+        terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
+        if self.discriminator is not None:
+            self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"], training)
+        return terms
+
     def train_step(self, batch):
-        inputs = self.refinement_inputs(batch)
-
-        def forward():
-            outputs = refine(self.refinement, inputs, training=True)
-            terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
-            if self.discriminator is not None:
-                self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"])
-            return terms
-
-        return self.optimise(self.refinement.trainable_variables, forward)
+        inputs = self.refinement_inputs(batch)  # outside the tape: G_C is frozen, the warp has no gradient
+        return self.optimise(self.refinement.trainable_variables, lambda: self.loss_terms(batch, True, inputs))
 
     def saved_networks(self):
         return {"refinement": self.refinement}

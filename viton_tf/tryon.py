@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from viton_tf.config import LIP, DataConfig, RepresentationConfig, WarpConfig
 from viton_tf.data.cloth_mask import cloth_mask_from_photo
-from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, to_uint8
+from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, resize_photo, to_uint8
 from viton_tf.methods import EXPORTABLE as METHODS
 from viton_tf.representation import garment_mask, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
@@ -218,9 +218,7 @@ class TryOnModule(tf.Module):
 
     def _resize(self, image: tf.Tensor) -> tf.Tensor:
         """uint8 [h, w, 3] -> float [H, W, 3] in [-1, 1] (antialiased when shrinking, like INTER_AREA)."""
-        image = tf.image.resize(tf.cast(image, tf.float32), [self.height, self.width], method="bilinear",
-                                antialias=True)
-        return from_uint8(tf.clip_by_value(image, 0.0, 255.0))
+        return resize_photo(image, self.height, self.width)
 
     def decode(self, person_image, cloth_image, parse_image):
         """Encoded photos [B] -> person, cloth [B, H, W, 3] in [-1, 1], parsing [B, H, W], photo sizes [B, 2]."""
