@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -231,3 +232,50 @@ def test_two_workers_end_identical_and_match_one_device(synthetic_world, single_
     for a, b in zip(chief, other):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(losses_of(run / "log.csv"), losses_of(single_device_run / "log.csv"), rtol=2e-3)
+
+
+def _scalar_steps(folder: Path, tag: str) -> list[int]:
+    import tensorflow as tf
+
+    return sorted(event.step for path in folder.glob("events.out.tfevents.*")
+                  for event in tf.compat.v1.train.summary_iterator(str(path))
+                  for value in event.summary.value if value.tag == tag)
+
+
+def test_validation_skip_bad_labels_and_defaults_reach_the_run_folder(synthetic_world, tmp_path, capsys):
+    import shutil
+
+    world = tmp_path / "world"
+    shutil.copytree(synthetic_world, world)
+    (world / "train" / "image" / "00003_00.jpg").write_bytes(b"not a jpeg")
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match=r"skipped 1 of 12 pairs .*00003_00\.jpg.*line 4 of"):
+        assert main(train_argv(world, run, "--stage", "1", "--steps", "20", "--skip-bad", "--val-fraction", "0.25",
+                               "--val-every", "10", "--image-every", "10", *NO_VGG)) == 0
+    rows = read_log(run / "log.csv")
+    assert [int(row["step"]) for row in rows] == [10, 20]
+    for row in rows:  # the held-out 3 pairs (the last quarter of the 11 left), every 10 steps
+        assert 0 < float(row["val_loss"]) == pytest.approx(float(row["val_l1"]) + float(row["val_mask_l1"]), rel=1e-4)
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["garment_labels"] == [5] and config["data"]["skip_bad"] is True  # the world's "upper"
+    assert config["train"]["cache"] == "none" and config["train"]["val_fraction"] == 0.25
+    tensorboard = run / "tensorboard" / "stage1"
+    assert _scalar_steps(tensorboard / "train", "loss") == [10, 20]
+    assert _scalar_steps(tensorboard / "validation", "loss") == [10, 20]
+    assert _scalar_steps(tensorboard / "images", "person | cloth | coarse_person | cloth_mask | target_mask") == [10, 20]
+    # Without the bad file's pair the run stops at it, naming the file and the pair line.
+    assert main(train_argv(world, tmp_path / "other", "--stage", "1", "--steps", "10")) == 2
+    assert re.search(r"image/00003_00\.jpg: corrupt or not an image.*line 4 of", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+def test_a_stage_learns_under_mixed_precision(synthetic_world, tmp_path, precision):
+    import keras
+
+    run = tmp_path / "run"
+    assert main(train_argv(synthetic_world, run, "--stage", "1", "--steps", "30", "--precision", precision,
+                           "--image-every", "1000", *NO_VGG)) == 0
+    losses = losses_of(run / "log.csv")
+    assert all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses  # mixed_float16: 1.20 -> 1.00
+    assert keras.mixed_precision.global_policy().name == "float32"  # the job leaves the process as it was
+    assert json.loads((run / "config.json").read_text())["train"]["precision"] == precision

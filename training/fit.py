@@ -215,6 +215,7 @@ def train(experiment: ExperimentConfig, data: Path, run: Path, resume: bool = Fa
     validation = {}
     if validation_pairs is not None:
         validation = {"validation_data": validation_dataset(validation_pairs, job),
+                      "validation_steps": math.ceil(len(validation_pairs) / config.batch_size),
                       "validation_freq": max(1, math.ceil(config.val_every / steps_per_epoch))}
     callbacks = _callbacks(job, out, steps_per_epoch, resume, sample_batch, worker is None,
                            [metric.name for metric in model.metrics], bool(validation))
