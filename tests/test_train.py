@@ -237,10 +237,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_workers_end_identical_and_match_one_device(synthetic_world, single_device_run, tmp_path):
+def test_two_workers_end_identical_and_match_one_device(synthetic_world, single_device_run, tmp_path, processes):
     run = tmp_path / "run"
     cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
-    workers = []
+    workers = processes
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
@@ -302,3 +302,56 @@ def test_a_stage_learns_under_mixed_precision(synthetic_world, tmp_path, precisi
     assert all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses  # mixed_float16: 1.20 -> 1.00
     assert keras.mixed_precision.global_policy().name == "float32"  # the job leaves the process as it was
     assert json.loads((run / "config.json").read_text())["train"]["precision"] == precision
+
+
+# One worker of a 2-worker cluster: reads 2 passes of the training stream as `viton-tf train` does and
+# writes the persons its replica got, in order.
+SHARD_READER = """
+import json, sys
+from pathlib import Path
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+from training.train import distributed_training_dataset, make_job, pair_tables
+from viton_tf.config import TrainConfig
+world, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+job = make_job(TrainConfig(height=64, width=48, batch_size=2, vgg_weights="none"), out.parent)
+table, _ = pair_tables(world, job)
+batches = iter(distributed_training_dataset(strategy, table, job, 0, names=True))
+seen = []
+for _ in range(steps):
+    names = strategy.experimental_local_results(next(batches)["person_name"])
+    seen += [name.decode() for local in names for name in local.numpy()]
+out.write_text(json.dumps(seen))
+"""
+
+
+@pytest.fixture
+def processes():
+    """Started subprocesses, each killed at the end of the test whatever its outcome."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_two_workers_together_read_each_pair_once_per_pass(synthetic_world, tmp_path, processes):
+    pairs = (synthetic_world / "train_pairs.txt").read_text().split()[::2]
+    steps = len(pairs)  # 2 passes: a step takes a global batch of 2, one pair from each worker
+    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", SHARD_READER, str(synthetic_world), str(tmp_path / f"seen-{index}.json"), str(steps)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    seen = [json.loads((tmp_path / f"seen-{index}.json").read_text()) for index in range(2)]
+    half = len(pairs) // 2
+    for first in (0, half):  # each pass
+        shares = [set(worker[first:first + half]) for worker in seen]
+        assert len(shares[0]) == len(shares[1]) == half and not shares[0] & shares[1]
+        assert shares[0] | shares[1] == set(pairs)
+    assert seen[0][:half] != seen[0][half:]  # each pass its own order

@@ -250,16 +250,23 @@ def _with_features(batches, job: TrainJob, names: bool = False):
     return batches.map(features, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)
 
 
-def distributed_training_dataset(strategy, table, job: TrainJob, first_step: int, cache: Path | None):
+def distributed_training_dataset(strategy, table, job: TrainJob, first_step: int, cache: Path | None = None,
+                                 names: bool = False):
     """What `model.fit` reads under `strategy`: one input pipeline per worker, each a shard of the pairs
-    batched at the per-replica batch size (tf.distribute's distribute_datasets_from_function)."""
+    batched at the per-replica batch size (tf.distribute's distribute_datasets_from_function).
+
+    Sharding is by pair, before anything is read: worker p of P decodes only the stream positions p mod P
+    (pair_order), so each pair is read by one worker once per pass. tf.data's auto-sharding is off: FILE
+    would shard the source files, and our source is one in-memory list of pairs (FILE falls back to DATA
+    on it); DATA has every worker read and decode every pair, then keep its share of each batch, which
+    spends P times the input work the training needs."""
     import tensorflow as tf
 
     if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
-        return training_dataset(table, job, first_step, cache=cache)
+        return training_dataset(table, job, first_step, cache=cache, names=names)
 
     def dataset(context):
         return training_dataset(table, job, first_step, context.input_pipeline_id, context.num_input_pipelines,
-                                context.get_per_replica_batch_size(job.config.batch_size), cache)
+                                context.get_per_replica_batch_size(job.config.batch_size), cache, names)
 
     return strategy.distribute_datasets_from_function(dataset)
