@@ -232,3 +232,31 @@ def test_reads_the_synthetic_world(synthetic_world):
             visible = e["keypoints"][e["keypoints"][:, 2] > 0]
             assert len(visible) >= 12 and visible[:, 0].max() < 48 and visible[:, 1].max() < 64
             assert 0.05 < e["cloth_mask"].mean() < 0.95
+
+
+def test_garment_labels_follow_the_layout(vitonhd, shared_data, synthetic_world, tmp_path):
+    from viton_tf.config import SynthConfig
+    from viton_tf.data.synthetic import write_world
+
+    upper_wear = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
+    assert readers.layout_garment_labels(vitonhd) == upper_wear  # VITON-HD counts coats and dresses too
+    assert readers.layout_garment_labels(shared_data / "viton_cpvton") == upper_wear
+    assert readers.layout_garment_labels(shared_data / "viton_original") == upper_wear
+    assert readers.layout_garment_labels(synthetic_world) == (LIP.UPPER_CLOTHES,)  # what it paints
+    world = tmp_path / "full"
+    write_world(world, SynthConfig(pairs=2, height=32, width=32, categories=("upper", "full")), progress=False)
+    assert readers.layout_garment_labels(world) == (LIP.UPPER_CLOTHES, LIP.DRESS)
+
+
+def test_the_pipeline_is_tf_ops_only(shared_data, synthetic_world):
+    import contextlib
+
+    import tensorflow as tf
+
+    for root, skipped in ((synthetic_world, False), (shared_data / "viton_original", True)):
+        with pytest.warns(UserWarning, match="skipped 1 of 3") if skipped else contextlib.nullcontext():
+            dataset = readers.make_dataset(root, height=64, width=48, skip_bad=True)
+        graph = dataset._as_serialized_graph().numpy()
+        assert b"PyFunc" not in graph  # no tf.numpy_function / tf.py_function per example
+        example = next(iter(dataset))
+        assert example["person"].dtype == tf.float32 and example["parsing"].shape == (64, 48)
