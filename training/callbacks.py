@@ -166,7 +166,7 @@ class ImageGrid(keras.callbacks.Callback):
         step = int(self.model.optimizer.iterations.numpy())
         if step % self.every_steps == 0:
             columns = self.model.image_grid(self.batch)
-            grid = tf.clip_by_value(tf.concat([image for _, image in columns], axis=2), 0.0, 1.0)
+            grid = tf.clip_by_value(tf.concat([tf.cast(image, tf.float32) for _, image in columns], axis=2), 0.0, 1.0)
             with self.writer.as_default():
                 tf.summary.image(" | ".join(name for name, _ in columns), grid, step=step, max_outputs=4)
             self.writer.flush()

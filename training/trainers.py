@@ -12,7 +12,7 @@ import tensorflow as tf
 from viton_tf import losses
 from viton_tf.config import DiscriminatorConfig, LossConfig, WarpConfig
 from viton_tf.models.discriminator import PatchDiscriminator
-from viton_tf.tryon import make_warp, refine, refinement_inputs
+from viton_tf.tryon import as_float32, make_warp, refine, refinement_inputs
 
 
 class Frozen:
@@ -31,7 +31,9 @@ class TrainingModel(keras.Model):
 
     def __init__(self, loss_names: tuple[str, ...], discriminator_config: DiscriminatorConfig | None = None,
                  adversarial_weight: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
+        # No autocasting of the batch under a mixed policy: the networks cast their own inputs, and the warp
+        # and the losses stay in float32.
+        super().__init__(autocast=False, **kwargs)
         self.discriminator = None
         self.adversarial_weight = adversarial_weight
         if discriminator_config is not None:
@@ -129,12 +131,6 @@ def _generator_inputs(batch) -> dict:
     return {"representation": batch["representation"], "cloth": batch["cloth"]}
 
 
-def _float32(outputs: dict) -> dict:
-    """A network's outputs in float32 (under a mixed policy they come in float16/bfloat16): the losses
-    are computed in float32."""
-    return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
-
-
 def _condition(batch):
     return tf.concat([batch["representation"], batch["cloth"]], axis=-1)
 
@@ -163,7 +159,7 @@ class VitonStage1(TrainingModel):
         return self.generator(_generator_inputs(batch), training=training)
 
     def loss_terms(self, batch, training=True):
-        outputs = _float32(self.generator(_generator_inputs(batch), training=training))
+        outputs = as_float32(self.generator(_generator_inputs(batch), training=training))
         terms = losses.stage1_losses(batch["person"], batch["garment_mask"], outputs, self.perceptual,
                                      self.loss_config)
         if self.discriminator is not None:
@@ -212,7 +208,7 @@ class VitonStage2(TrainingModel):
 
     def loss_terms(self, batch, training=True, inputs=None):
         inputs = self.refinement_inputs(batch) if inputs is None else inputs
-        outputs = _float32(refine(self.refinement, inputs, training=training))
+        outputs = refine(self.refinement, inputs, training=training)
         terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
         if self.discriminator is not None:
             self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"], training)

@@ -28,7 +28,8 @@ GARMENT_MASK_THRESHOLD = 0.5
 MAX_IMAGE_SIDE = 4096
 
 
-def _float32(outputs: dict) -> dict:
+def as_float32(outputs: dict) -> dict:
+    """A network's outputs in float32 (under a mixed Keras policy they come in float16 or bfloat16)."""
     return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
 
@@ -60,7 +61,7 @@ def refinement_inputs(generator, representation, cloth, cloth_mask, occluder_mas
                       training: bool = False) -> dict:
     """G_C's coarse person, the garment mask (G_C's mask > 0.5 unless `target_mask` is given), the cloth
     warped onto it by `warp` (see make_warp), and the warp's own mask."""
-    coarse = _float32(generator({"representation": representation, "cloth": cloth}, training=training))
+    coarse = as_float32(generator({"representation": representation, "cloth": cloth}, training=training))
     if target_mask is None:
         target_mask = tf.cast(coarse["cloth_mask"] > GARMENT_MASK_THRESHOLD, tf.float32)
     warped_cloth, warped_mask = warp(cloth, cloth_mask, target_mask, occluder_mask)
@@ -70,7 +71,7 @@ def refinement_inputs(generator, representation, cloth, cloth_mask, occluder_mas
 
 def refine(refinement, inputs: dict, training: bool = False) -> dict:
     """G_R on the refinement inputs: {"tryon", "composition_mask"} in float32."""
-    return _float32(refinement({name: inputs[name] for name in ("warped_cloth", "coarse_person", "garment_mask")},
+    return as_float32(refinement({name: inputs[name] for name in ("warped_cloth", "coarse_person", "garment_mask")},
                                training=training))
 
 
@@ -131,7 +132,7 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
 
     height = person.shape[1]
     reach = max(1, height // 64)  # 4 px at 256x192
-    layout = _float32(layout_net({"layout_inputs": layout_inputs(parsing, keypoints, cloth_mask, representation)},
+    layout = as_float32(layout_net({"layout_inputs": layout_inputs(parsing, keypoints, cloth_mask, representation)},
                                  training=False))
     kept = label_mask(parsing, KEPT_LABELS)
     new_garment = tf.cast(layout["garment_mask"] > GARMENT_MASK_THRESHOLD, tf.float32) * (1.0 - kept)
