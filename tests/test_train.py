@@ -357,3 +357,11 @@ def test_two_workers_together_read_each_pair_once_per_pass(synthetic_world, tmp_
         assert len(shares[0]) == len(shares[1]) == half and not shares[0] & shares[1]
         assert shares[0] | shares[1] == set(pairs)
     assert seen[0][:half] != seen[0][half:]  # each pass its own order
+
+
+def test_a_file_cache_lives_under_the_run_folder(synthetic_world, tmp_path):
+    run = tmp_path / "run"
+    assert main(train_argv(synthetic_world, run, "--stage", "1", "--steps", "10", "--cache", "file",
+                           "--image-every", "1000", *NO_VGG)) == 0
+    assert list((run / "cache" / "stage1").glob("train*.index"))  # tf.data's cache files
+    assert json.loads((run / "config.json").read_text())["train"]["cache"] == "file"
