@@ -118,7 +118,9 @@ def main() -> int:
               "throughput": {}}
     big = world(args.work, args.pairs, *SIZES[0])
     if args.rss_only:
-        result["throughput"] = json.loads(RESULTS.read_text())["throughput"]
+        previous = json.loads(RESULTS.read_text())
+        result["throughput"] = previous["throughput"]
+        result["throughput_command"] = previous.get("throughput_command", previous["command"])
     for height, width in () if args.rss_only else SIZES:
         folder = big if (height, width) == SIZES[0] else world(args.work, max(BATCH * 4, args.pairs // 10), height, width)
         result["throughput"][f"{height}x{width}"] = numbers = throughput(folder, height, width, args.seconds)

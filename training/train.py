@@ -193,7 +193,8 @@ def training_dataset(table, job: TrainJob, first_step: int = 0, pipeline: int = 
     """Batches of person, cloth, cloth_mask, representation, garment_mask, occluder_mask, repeated forever,
     from training step `first_step` on: in TF ops, decoded in parallel, nothing kept in memory (without a
     cache). `pipeline` of `pipelines` with `batch_size` (its share of the global batch) is one worker's
-    shard; `names` adds person_name (tests)."""
+    shard; `cache` is the file prefix of --cache file (None: that run's first batch, read without it);
+    `names` adds person_name (tests)."""
     import tensorflow as tf
 
     from viton_tf.data.readers import decoded
@@ -201,7 +202,7 @@ def training_dataset(table, job: TrainJob, first_step: int = 0, pipeline: int = 
     config = job.config
     batch_size = batch_size or config.batch_size
     first = first_step * config.batch_size  # the stream's position: a step takes a global batch
-    if config.cache == "none":
+    if config.cache == "none" or (config.cache == "file" and cache is None):
         examples = decoded(table, pair_order(len(table), config.seed, first, pipeline, pipelines),
                            config.height, config.width, job.data.skip_bad)
     elif config.cache in ("memory", "file"):
