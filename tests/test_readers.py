@@ -260,3 +260,15 @@ def test_the_pipeline_is_tf_ops_only(shared_data, synthetic_world):
         assert b"PyFunc" not in graph  # no tf.numpy_function / tf.py_function per example
         example = next(iter(dataset))
         assert example["person"].dtype == tf.float32 and example["parsing"].shape == (64, 48)
+
+
+def test_a_cloth_mask_of_another_size_names_the_file_and_the_pair_line(vitonhd, tmp_path):
+    root = tmp_path / "vitonhd"
+    shutil.copytree(vitonhd, root)
+    mask = root / "train" / "cloth-mask" / "00001_00.jpg"
+    cv2.imwrite(str(mask), np.zeros((32, 24), np.uint8))
+    with pytest.raises(Exception) as raised:  # found in the graph, by an assertion carrying the names
+        _examples(readers.make_dataset(root, height=64, width=48))
+    assert str(readers.as_user_error(raised.value)) == (
+        f"{mask}: mask is 32x24, its cloth photo 64x48 (in line 2 of {root / 'train_pairs.txt'}: "
+        "'00002_00.jpg 00001_00.jpg')")

@@ -572,4 +572,4 @@ def as_user_error(error: Exception) -> UserError | None:
     if isinstance(error, UserError):
         return error
     match = re.search(r"UserError: ([^\n]+?)\]?(?:\n|$)", str(error))
-    return UserError(match.group(1)) if match else None
+    return UserError(match.group(1).replace("\\'", "'")) if match else None  # TF escapes the quotes
