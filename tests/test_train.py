@@ -291,7 +291,8 @@ def test_validation_skip_bad_labels_and_defaults_reach_the_run_folder(synthetic_
     assert re.search(r"image/00003_00\.jpg: corrupt or not an image.*line 4 of", capsys.readouterr().err)
 
 
-@pytest.mark.parametrize("precision", ["mixed_float16", "mixed_bfloat16"])
+@pytest.mark.parametrize("precision", [pytest.param("mixed_float16", marks=pytest.mark.slow),  # emulated on CPUs
+                                       "mixed_bfloat16"])
 def test_a_stage_learns_under_mixed_precision(synthetic_world, tmp_path, precision):
     import keras
 
