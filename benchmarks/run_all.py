@@ -118,8 +118,9 @@ def _time(function, args: tuple, runs: int, warmup: int = 2) -> list[float]:
 
 # --------------------------------------------------------------------------- the model
 
-def make_model(work: Path, run: Path | None) -> tuple[Path, Path, dict[str, Path]]:
-    """(world, run, {precision: exported version folder}); a fresh-weights run unless `run` is given."""
+def make_model(work: Path, run: Path | None, exports: dict = EXPORTS) -> tuple[Path, Path, dict[str, Path]]:
+    """(world, run, {name: exported version folder}) for each of `exports`; a fresh-weights run unless `run`
+    is given."""
     from export.export import export
     from training.train import make_job, write_run_config
     from viton_tf.config import SynthConfig, TrainConfig
@@ -150,7 +151,7 @@ def make_model(work: Path, run: Path | None) -> tuple[Path, Path, dict[str, Path
     from viton_tf.hardware import precision_warning
 
     versions = {}
-    for name, options in EXPORTS.items():
+    for name, options in exports.items():
         if "precision" in options and precision_warning(options["precision"]):
             print(f"bfloat16 export measured but flagged: {precision_warning(options['precision'])}", flush=True)
         base = work / "models" / name

@@ -4,6 +4,7 @@ from __future__ import annotations
 import csv
 import json
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -147,28 +148,51 @@ def _cli(*argv):
     return [sys.executable, "-m", "viton_tf.cli", *argv]
 
 
-@pytest.mark.slow
-def test_resume_after_kill_reaches_the_same_step_count(synthetic_world, tmp_path):
-    run = tmp_path / "run"
-    argv = _cli(*train_argv(synthetic_world, run, "--stage", "1", "--steps", "100", "--checkpoint-every", "10",
-                            *NO_VGG))
-    metadata = run / "backup" / "stage1" / "training_metadata.json"
-    process = subprocess.Popen(argv, cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
-    deadline = time.time() + 120
-    while not metadata.is_file() and process.poll() is None and time.time() < deadline:
-        time.sleep(0.2)
-    process.send_signal(signal.SIGKILL)  # at any moment: the backup keeps its previous copy too
-    process.wait()
-    reached = json.loads(metadata.read_text())["epoch"]
-    assert 1 <= reached < 10
+# Op determinism (CPU): two runs of the same job give the same weights, so a resumed one can be compared.
+DETERMINISTIC_JOB = ("import sys, tensorflow as tf\n"
+                     "tf.config.experimental.enable_op_determinism()\n"
+                     "from viton_tf.cli import main\n"
+                     "sys.exit(main(sys.argv[1:]))\n")
 
-    result = subprocess.run(argv + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=180)
+
+@pytest.mark.slow
+def test_a_killed_run_resumes_to_the_same_weights(synthetic_world, tmp_path):
+    # Dropout stays on (0.5): its random state is part of what a backup restores.
+    def argv(run):
+        return [sys.executable, "-c", DETERMINISTIC_JOB, *train_argv(synthetic_world, run, "--stage", "1",
+                "--steps", "60", "--checkpoint-every", "10", "--image-every", "1000", *NO_VGG)]
+
+    whole = tmp_path / "whole"
+    result = subprocess.run(argv(whole), cwd=REPO, capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stderr[-2000:]
-    assert f"Epoch {reached + 1}/10" in result.stdout and "Epoch 1/10" not in result.stdout
-    assert [int(row["step"]) for row in read_log(run / "log.csv")] == list(range(10, 101, 10))
+
+    run = tmp_path / "run"
+    metadata = run / "backup" / "stage1" / "training_metadata.json"
+    process = subprocess.Popen(argv(run), cwd=REPO, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        # Killed once a backup exists, whenever that is (the backup keeps its previous copy too).
+        deadline = time.time() + 600  # generous: only a hung job reaches it
+        while not metadata.is_file() and process.poll() is None and time.time() < deadline:
+            time.sleep(0.05)
+        process.send_signal(signal.SIGKILL)
+    finally:
+        process.kill()
+        process.wait()
+    reached = json.loads(metadata.read_text())["epoch"]
+    assert 1 <= reached < 6
+
+    result = subprocess.run(argv(run) + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr[-2000:]
+    assert f"Epoch {reached + 1}/6" in result.stdout and "Epoch 1/6" not in result.stdout
+    assert [int(row["step"]) for row in read_log(run / "log.csv")] == list(range(10, 61, 10))
     assert not (run / "backup" / "stage1").exists()
-    # Started again without --resume, the finished run is not trained twice.
-    again = subprocess.run(argv + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=120)
+    resumed, uninterrupted = _weights(run / "generator.weights.h5"), _weights(whole / "generator.weights.h5")
+    assert len(resumed) == len(uninterrupted) > 0
+    for a, b in zip(resumed, uninterrupted):
+        np.testing.assert_allclose(a, b, atol=1e-5)
+    np.testing.assert_allclose(losses_of(run / "log.csv"), losses_of(whole / "log.csv"), rtol=1e-5)
+    # Started again with --resume, the finished run is not trained twice.
+    again = subprocess.run(argv(run) + ["--resume"], cwd=REPO, capture_output=True, text=True, timeout=300)
     assert again.returncode == 0 and "nothing to resume" in again.stdout
 
 
@@ -213,10 +237,10 @@ def _free_port() -> int:
 
 
 @pytest.mark.slow
-def test_two_workers_end_identical_and_match_one_device(synthetic_world, single_device_run, tmp_path):
+def test_two_workers_end_identical_and_match_one_device(synthetic_world, single_device_run, tmp_path, processes):
     run = tmp_path / "run"
     cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
-    workers = []
+    workers = processes
     for index in range(2):
         env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
         workers.append(subprocess.Popen(
@@ -231,3 +255,114 @@ def test_two_workers_end_identical_and_match_one_device(synthetic_world, single_
     for a, b in zip(chief, other):
         np.testing.assert_array_equal(a, b)
     np.testing.assert_allclose(losses_of(run / "log.csv"), losses_of(single_device_run / "log.csv"), rtol=2e-3)
+
+
+def _scalar_steps(folder: Path, tag: str) -> list[int]:
+    import tensorflow as tf
+
+    return sorted(event.step for path in folder.glob("events.out.tfevents.*")
+                  for event in tf.compat.v1.train.summary_iterator(str(path))
+                  for value in event.summary.value if value.tag == tag)
+
+
+def test_validation_skip_bad_labels_and_defaults_reach_the_run_folder(synthetic_world, tmp_path, capsys):
+    import shutil
+
+    world = tmp_path / "world"
+    shutil.copytree(synthetic_world, world)
+    (world / "train" / "image" / "00003_00.jpg").write_bytes(b"not a jpeg")
+    run = tmp_path / "run"
+    with pytest.warns(UserWarning, match=r"skipped 1 of 12 pairs .*00003_00\.jpg.*line 4 of"):
+        assert main(train_argv(world, run, "--stage", "1", "--steps", "20", "--skip-bad", "--val-fraction", "0.25",
+                               "--val-every", "10", "--image-every", "10", *NO_VGG)) == 0
+    rows = read_log(run / "log.csv")
+    assert [int(row["step"]) for row in rows] == [10, 20]
+    for row in rows:  # the held-out 3 pairs (the last quarter of the 11 left), every 10 steps
+        assert 0 < float(row["val_loss"]) == pytest.approx(float(row["val_l1"]) + float(row["val_mask_l1"]), rel=1e-4)
+    config = json.loads((run / "config.json").read_text())
+    assert config["data"]["garment_labels"] == [5] and config["data"]["skip_bad"] is True  # the world's "upper"
+    assert config["train"]["cache"] == "none" and config["train"]["val_fraction"] == 0.25
+    tensorboard = run / "tensorboard" / "stage1"
+    assert _scalar_steps(tensorboard / "train", "loss") == [10, 20]
+    assert _scalar_steps(tensorboard / "validation", "loss") == [10, 20]
+    assert _scalar_steps(tensorboard / "images", "person | cloth | coarse_person | cloth_mask | target_mask") == [10, 20]
+    # Without the bad file's pair the run stops at it, naming the file and the pair line.
+    assert main(train_argv(world, tmp_path / "other", "--stage", "1", "--steps", "10")) == 2
+    assert re.search(r"image/00003_00\.jpg: corrupt or not an image.*line 4 of", capsys.readouterr().err)
+
+
+@pytest.mark.parametrize("precision", [pytest.param("mixed_float16", marks=pytest.mark.slow),  # emulated on CPUs
+                                       "mixed_bfloat16"])
+def test_a_stage_learns_under_mixed_precision(synthetic_world, tmp_path, precision):
+    import keras
+
+    run = tmp_path / "run"
+    # The VGG (random, cheap at 64x48) under mixed_bfloat16; mixed_float16 is slow on a CPU without it already.
+    vgg = NO_VGG if precision == "mixed_float16" else []
+    assert main(train_argv(synthetic_world, run, "--stage", "1", "--steps", "30", "--precision", precision,
+                           "--image-every", "1000", *vgg)) == 0
+    losses = losses_of(run / "log.csv")
+    assert all(np.isfinite(losses)) and losses[-1] < 0.9 * losses[0], losses  # mixed_float16: 1.20 -> 1.00
+    assert keras.mixed_precision.global_policy().name == "float32"  # the job leaves the process as it was
+    assert json.loads((run / "config.json").read_text())["train"]["precision"] == precision
+
+
+# One worker of a 2-worker cluster: reads 2 passes of the training stream as `viton-tf train` does and
+# writes the persons its replica got, in order.
+SHARD_READER = """
+import json, sys
+from pathlib import Path
+import tensorflow as tf
+strategy = tf.distribute.MultiWorkerMirroredStrategy()
+from training.train import distributed_training_dataset, make_job, pair_tables
+from viton_tf.config import TrainConfig
+world, out, steps = Path(sys.argv[1]), Path(sys.argv[2]), int(sys.argv[3])
+job = make_job(TrainConfig(height=64, width=48, batch_size=2, vgg_weights="none"), out.parent)
+table, _ = pair_tables(world, job)
+batches = iter(distributed_training_dataset(strategy, table, job, 0, names=True))
+seen = []
+for _ in range(steps):
+    names = strategy.experimental_local_results(next(batches)["person_name"])
+    seen += [name.decode() for local in names for name in local.numpy()]
+out.write_text(json.dumps(seen))
+"""
+
+
+@pytest.fixture
+def processes():
+    """Started subprocesses, each killed at the end of the test whatever its outcome."""
+    started = []
+    yield started
+    for process in started:
+        if process.poll() is None:
+            process.kill()
+        process.wait()
+
+
+@pytest.mark.slow
+def test_two_workers_together_read_each_pair_once_per_pass(synthetic_world, tmp_path, processes):
+    pairs = (synthetic_world / "train_pairs.txt").read_text().split()[::2]
+    steps = len(pairs)  # 2 passes: a step takes a global batch of 2, one pair from each worker
+    cluster = {"worker": [f"localhost:{_free_port()}", f"localhost:{_free_port()}"]}
+    for index in range(2):
+        env = {**os.environ, "TF_CONFIG": json.dumps({"cluster": cluster, "task": {"type": "worker", "index": index}})}
+        processes.append(subprocess.Popen(
+            [sys.executable, "-c", SHARD_READER, str(synthetic_world), str(tmp_path / f"seen-{index}.json"), str(steps)],
+            cwd=REPO, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True))
+    outputs = [process.communicate(timeout=300)[0] for process in processes]
+    assert [process.returncode for process in processes] == [0, 0], outputs[0][-2000:] + outputs[1][-2000:]
+    seen = [json.loads((tmp_path / f"seen-{index}.json").read_text()) for index in range(2)]
+    half = len(pairs) // 2
+    for first in (0, half):  # each pass
+        shares = [set(worker[first:first + half]) for worker in seen]
+        assert len(shares[0]) == len(shares[1]) == half and not shares[0] & shares[1]
+        assert shares[0] | shares[1] == set(pairs)
+    assert seen[0][:half] != seen[0][half:]  # each pass its own order
+
+
+def test_a_file_cache_lives_under_the_run_folder(synthetic_world, tmp_path):
+    run = tmp_path / "run"
+    assert main(train_argv(synthetic_world, run, "--stage", "1", "--steps", "10", "--cache", "file",
+                           "--image-every", "1000", *NO_VGG)) == 0
+    assert list((run / "cache" / "stage1").glob("train*.index"))  # tf.data's cache files
+    assert json.loads((run / "config.json").read_text())["train"]["cache"] == "file"

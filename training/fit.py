@@ -1,8 +1,9 @@
 """`viton-tf train`: config in, checkpoints out; `model.fit` under a tf.distribute strategy.
 
 Run folder RUN/: config.json (every config of the run), <network>.weights.h5 (last) and
-<network>.best.weights.h5 (lowest logged loss), log.csv (log_stage2.csv for stage 2), backup/<stage>/
-(what --resume continues from), tensorboard/<stage>/ (scalars and image grids). Non-chief workers of a
+<network>.best.weights.h5 (lowest validation loss, or training loss without validation), log.csv (log_stage2.csv for stage 2), backup/<stage>/
+(what --resume continues from), tensorboard/<stage>/ (train/ and validation/ scalars and images/ grids, all on the global step),
+cache/<stage>/ (with --cache file). Non-chief workers of a
 multi-worker run write the same files under RUN/worker-<index>/. What a run is made of (its job, the
 VITON builder, the dataset, the run folder's config) is in training/train.py.
 """
@@ -16,8 +17,9 @@ import sys
 from pathlib import Path
 from typing import Callable
 
-from training.train import (TrainJob, build_viton, experiment_from_args, log_name, make_job, stage_name,
-                            training_dataset, write_run_config)
+from training.train import (TrainJob, build_viton, distributed_training_dataset, experiment_from_args, log_name,
+                            make_job, pair_tables, stage_name, training_dataset, validation_dataset,
+                            write_run_config)
 from viton_tf import methods
 from viton_tf.config import SECTIONS, ExperimentConfig, parse_overrides
 from viton_tf.errors import UserError
@@ -81,28 +83,29 @@ def make_strategy(name: str):
 
 # --- callbacks ------------------------------------------------------------------------------
 
-def _callbacks(job: TrainJob, out: Path, steps_per_epoch: int, resume: bool, sample_batch, chief: bool) -> list:
+def _callbacks(job: TrainJob, out: Path, steps_per_epoch: int, resume: bool, sample_batch, chief: bool,
+               loss_names: list[str], validation: bool) -> list:
     import keras
 
-    from training.callbacks import Backup, ImageGrid, NetworkCheckpoint, StepColumn
+    from training.callbacks import Backup, ImageGrid, NetworkCheckpoint, Scalars, StepColumn
 
     every_epochs = max(1, math.ceil(job.config.checkpoint_every / steps_per_epoch))
     log_path = out / log_name(job.config)
-    best = _truncate_log(log_path, out / "backup" / job.stage_name) if resume else math.inf
+    monitor = "val_loss" if validation else "loss"  # what .best weights are chosen by
+    best = _truncate_log(log_path, out / "backup" / job.stage_name, monitor) if resume else math.inf
     # The log row and weights come before the backup that marks their epoch done; a job killed while
     # writing a backup restarts from the one before.
-    callbacks = [StepColumn(steps_per_epoch),
+    callbacks = [StepColumn(steps_per_epoch, [f"val_{name}" for name in loss_names] if validation else []),
                  keras.callbacks.CSVLogger(str(log_path), append=resume and log_path.is_file()),
-                 NetworkCheckpoint(out, every_epochs, best), Backup(out / "backup" / job.stage_name, every_epochs)]
+                 NetworkCheckpoint(out, every_epochs, best, monitor), Backup(out / "backup" / job.stage_name, every_epochs)]
     if chief:
         tensorboard = out / "tensorboard" / job.stage_name
-        callbacks += [keras.callbacks.TensorBoard(str(tensorboard), write_graph=False, profile_batch=0),
-                      ImageGrid(tensorboard / "images", sample_batch, job.config.image_every)]
+        callbacks += [Scalars(tensorboard), ImageGrid(tensorboard / "images", sample_batch, job.config.image_every)]
     return callbacks
 
 
-def _truncate_log(log_path: Path, backup_dir: Path) -> float:
-    """Drop the rows logged after the backup a resumed run restarts from; return their best loss."""
+def _truncate_log(log_path: Path, backup_dir: Path, monitor: str = "loss") -> float:
+    """Drop the rows logged after the backup a resumed run restarts from; return their best `monitor`."""
     metadata = backup_dir / "training_metadata.json"
     if not log_path.is_file():
         return math.inf
@@ -117,7 +120,9 @@ def _truncate_log(log_path: Path, backup_dir: Path) -> float:
         writer = csv.DictWriter(f, fieldnames=list(rows[0]))
         writer.writeheader()
         writer.writerows(kept)
-    return min(float(row["loss"]) for row in kept)
+    values = [float(row[monitor]) for row in kept if row.get(monitor) not in (None, "", "nan", "NA")]
+    values = [value for value in values if not math.isnan(value)]
+    return min(values, default=math.inf)
 
 
 def _logged_steps(log_path: Path) -> int:
@@ -163,6 +168,7 @@ def train(experiment: ExperimentConfig, data: Path, run: Path, resume: bool = Fa
     import keras
 
     from training.callbacks import Backup
+    from training.trainers import TrainingModel
 
     strategy, worker = make_strategy(config.strategy)  # first: multi-worker must start before other TF work
     out = run / worker if worker else run
@@ -178,15 +184,24 @@ def train(experiment: ExperimentConfig, data: Path, run: Path, resume: bool = Fa
                         f"{strategy.num_replicas_in_sync} replicas")
 
     keras.utils.set_random_seed(config.seed)
-    dataset = training_dataset(data, job)
-    sample_batch = next(iter(dataset.take(1)))
-    with strategy.scope():
-        model = builder(job)
-        model.compile(keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1),
-                      keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1))
-        model.build_all(sample_batch)
-        model.build_optimizers([v for network in model.saved_networks().values()
-                                for v in network.trainable_variables])
+    train_pairs, validation_pairs = pair_tables(data, job)
+    sample_batch = next(iter(training_dataset(train_pairs, job).take(1)))
+    if config.precision not in PRECISIONS:
+        raise UserError(f"--precision {config.precision}: expected one of {', '.join(PRECISIONS)}")
+    policy = keras.mixed_precision.global_policy()
+    keras.mixed_precision.set_global_policy(config.precision)
+    try:
+        with strategy.scope():
+            model = builder(job)
+            model.compile(*[_optimizer(config) for _ in range(2)])
+            model.build_all(sample_batch)
+            model.build_optimizers([v for network in model.saved_networks().values()
+                                    for v in network.trainable_variables])
+    finally:  # the policy applies when layers are made: the built model keeps it
+        keras.mixed_precision.set_global_policy(policy)
+    if validation_pairs is not None and type(model).loss_terms is TrainingModel.loss_terms:
+        raise UserError(f"--method {config.method}: validation is not available for this method "
+                        "(drop --val-split / --val-fraction)")
     if worker is None:
         write_run_config(job, run)
     out.mkdir(parents=True, exist_ok=True)
@@ -195,10 +210,32 @@ def train(experiment: ExperimentConfig, data: Path, run: Path, resume: bool = Fa
             initial_epoch = Backup.restore(model, backup_dir)
     else:
         initial_epoch = 0
-    callbacks = _callbacks(job, out, steps_per_epoch, resume, sample_batch, chief=worker is None)
+    dataset = distributed_training_dataset(strategy, train_pairs, job, initial_epoch * steps_per_epoch,
+                                           out / "cache" / job.stage_name / "train")
+    validation = {}
+    if validation_pairs is not None:
+        validation = {"validation_data": validation_dataset(validation_pairs, job),
+                      "validation_steps": math.ceil(len(validation_pairs) / config.batch_size),
+                      "validation_freq": max(1, math.ceil(config.val_every / steps_per_epoch))}
+    callbacks = _callbacks(job, out, steps_per_epoch, resume, sample_batch, worker is None,
+                           [metric.name for metric in model.metrics], bool(validation))
     print(f"{config.method} {job.stage_name}: {epochs * steps_per_epoch} steps of batch {config.batch_size} at "
-          f"{config.height}x{config.width} on {strategy.num_replicas_in_sync} replica(s) -> {out}", flush=True)
+          f"{config.height}x{config.width} on {strategy.num_replicas_in_sync} replica(s), {config.precision}, "
+          f"{len(train_pairs)} training pairs"
+          + (f", {len(validation_pairs)} validation pairs" if validation_pairs is not None else "")
+          + f" -> {out}", flush=True)
     model.fit(dataset, epochs=epochs, steps_per_epoch=steps_per_epoch, callbacks=callbacks, shuffle=False,
-              initial_epoch=initial_epoch, verbose="auto" if worker is None else 0)
+              initial_epoch=initial_epoch, verbose="auto" if worker is None else 0, **validation)
     sys.stdout.flush()
     return 0
+
+
+PRECISIONS = ("float32", "mixed_float16", "mixed_bfloat16")
+
+
+def _optimizer(config):
+    """Adam as the paper's; under mixed_float16 wrapped in a LossScaleOptimizer (dynamic loss scaling)."""
+    import keras
+
+    optimizer = keras.optimizers.Adam(config.learning_rate, beta_1=config.beta_1)
+    return keras.optimizers.LossScaleOptimizer(optimizer) if config.precision == "mixed_float16" else optimizer

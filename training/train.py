@@ -88,7 +88,7 @@ def build_viton(job: TrainJob):
 
 # `viton-tf train` flag -> the train field it sets (a flag left out keeps the --config file's value).
 FLAGS = ("stage", "method", "steps", "batch_size", "height", "width", "vgg_weights", "gan", "strategy", "seed",
-         "checkpoint_every", "image_every", "cache")
+         "checkpoint_every", "image_every", "cache", "precision", "val_split", "val_fraction", "val_every")
 
 
 def experiment_from_args(args) -> ExperimentConfig:
@@ -98,7 +98,24 @@ def experiment_from_args(args) -> ExperimentConfig:
     experiment = experiment.sized(given.pop("height", experiment.train.height),
                                   given.pop("width", experiment.train.width))
     experiment = dataclasses.replace(experiment, train=dataclasses.replace(experiment.train, **given))
-    return experiment.with_overrides(parse_overrides(getattr(args, "set", None) or [], SECTIONS))
+    if getattr(args, "skip_bad", None):
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, skip_bad=True))
+    experiment = experiment.with_overrides(parse_overrides(getattr(args, "set", None) or [], SECTIONS))
+    data = getattr(args, "data", None)
+    if data is not None and Path(data).is_dir() and not _gives_garment_labels(args):
+        from viton_tf.data.readers import layout_garment_labels
+
+        labels = layout_garment_labels(Path(data))
+        experiment = dataclasses.replace(experiment, data=dataclasses.replace(experiment.data, garment_labels=labels))
+    return experiment
+
+
+def _gives_garment_labels(args) -> bool:
+    """Whether --config or --set chose data.garment_labels (else the dataset's layout does)."""
+    if "garment_labels" in parse_overrides(getattr(args, "set", None) or [], SECTIONS).get("data", {}):
+        return True
+    config = getattr(args, "config", None)
+    return bool(config) and "garment_labels" in json.loads(Path(config).read_text()).get("data", {})
 
 
 def read_run_config(run: Path) -> dict:
@@ -137,36 +154,120 @@ def log_name(config: TrainConfig) -> str:
 
 # --- data --------------------------------------------------------------------------------
 
-def training_dataset(root: Path, job: TrainJob):
-    """Batches of person, cloth, cloth_mask, representation, garment_mask: decoded once and cached,
-    shuffled per pass, repeated forever; the representation is computed in the pipeline."""
+def pair_tables(root: Path, job: TrainJob):
+    """(the training pairs, the validation pairs or None): checked up front (readers.pair_table)."""
+    from viton_tf.data.readers import pair_table
+
+    config, skip_bad = job.config, job.data.skip_bad
+    if config.val_split not in ("", "test"):
+        raise UserError(f"--val-split {config.val_split}: expected 'test' (or none)")
+    if config.val_split and config.val_fraction:
+        raise UserError("--val-split and --val-fraction: give one of them")
+    train = pair_table(root, split="train", skip_bad=skip_bad)
+    if config.val_split == "test":
+        return train, pair_table(root, split="test", skip_bad=skip_bad, paired=True)
+    if not config.val_fraction:
+        return train, None
+    held_out = max(1, round(len(train) * config.val_fraction))
+    if held_out >= len(train):
+        raise UserError(f"--val-fraction {config.val_fraction}: holds out all {len(train)} training pairs")
+    return train.subset(0, len(train) - held_out), train.subset(len(train) - held_out, len(train))
+
+
+def pair_order(pairs: int, seed: int, first: int = 0, pipeline: int = 0, pipelines: int = 1):
+    """The pair indices of the training stream from position `first` on: position k is pair
+    index_shuffle(k mod pairs) under the seed (seed, k // pairs), so every pass is its own seeded permutation,
+    any position (a resumed step) is reached without replaying the ones before, and input pipeline p of P
+    (one per worker) reads the positions k = p mod P: together each pair once per pass."""
     import tensorflow as tf
 
-    from viton_tf.data.readers import make_dataset
-    from viton_tf.representation import garment_mask, label_mask, person_representation
+    def pair(position):
+        seed_of_pass = tf.stack([tf.constant(seed, tf.int64), position // pairs])
+        return tf.random.experimental.index_shuffle(position % pairs, seed_of_pass, tf.constant(pairs - 1, tf.int64))
+
+    return tf.data.Dataset.range(first + pipeline, 2 ** 62, pipelines).map(pair)
+
+
+def training_dataset(table, job: TrainJob, first_step: int = 0, pipeline: int = 0, pipelines: int = 1,
+                     batch_size: int | None = None, cache: Path | None = None, names: bool = False):
+    """Batches of person, cloth, cloth_mask, representation, garment_mask, occluder_mask, repeated forever,
+    from training step `first_step` on: in TF ops, decoded in parallel, nothing kept in memory (without a
+    cache). `pipeline` of `pipelines` with `batch_size` (its share of the global batch) is one worker's
+    shard; `cache` is the file prefix of --cache file (None: that run's first batch, read without it);
+    `names` adds person_name (tests)."""
+    import tensorflow as tf
+
+    from viton_tf.data.readers import decoded
 
     config = job.config
-    dataset = make_dataset(root, split="train", height=config.height, width=config.width, skip_bad=job.data.skip_bad)
-    keys = ("person", "cloth", "cloth_mask", "parsing", "keypoints")
-    dataset = dataset.map(lambda example: {key: example[key] for key in keys})
-    if config.cache == "memory":
-        dataset = dataset.cache()
-    elif config.cache != "none":
-        dataset = dataset.cache(config.cache)
-    dataset = dataset.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True).repeat()
-    dataset = dataset.batch(config.batch_size, drop_remainder=True)
+    batch_size = batch_size or config.batch_size
+    first = first_step * config.batch_size  # the stream's position: a step takes a global batch
+    if config.cache == "none" or (config.cache == "file" and cache is None):
+        examples = decoded(table, pair_order(len(table), config.seed, first, pipeline, pipelines),
+                           config.height, config.width, job.data.skip_bad)
+    elif config.cache in ("memory", "file"):
+        examples = decoded(table, tf.data.Dataset.range(len(table)), config.height, config.width, job.data.skip_bad)
+        if config.cache == "file":
+            cache.parent.mkdir(parents=True, exist_ok=True)
+        examples = examples.cache("" if config.cache == "memory" else str(cache))
+        examples = examples.shuffle(config.shuffle_buffer, seed=config.seed, reshuffle_each_iteration=True)
+        examples = examples.repeat().shard(pipelines, pipeline).skip(first // pipelines)
+    else:
+        raise UserError(f"--cache {config.cache}: expected none, file or memory")
+    batches = examples.batch(batch_size, drop_remainder=True)
+    return _with_features(batches, job, names).prefetch(tf.data.AUTOTUNE)
+
+
+def validation_dataset(table, job: TrainJob):
+    """The validation pairs once, in order, in batches (the last one may be smaller)."""
+    import tensorflow as tf
+
+    from viton_tf.data.readers import decoded
+
+    config = job.config
+    examples = decoded(table, tf.data.Dataset.range(len(table)), config.height, config.width, job.data.skip_bad)
+    return _with_features(examples.batch(config.batch_size), job).prefetch(tf.data.AUTOTUNE)
+
+
+def _with_features(batches, job: TrainJob, names: bool = False):
+    """The batches a training model reads: the representation and the masks computed per batch in TF ops."""
+    import tensorflow as tf
+
+    from viton_tf.representation import garment_mask, label_mask, person_representation
 
     def features(batch):
+        extra = {"person_name": batch["person_name"]} if names else {}
         return {
             "person": batch["person"], "cloth": batch["cloth"], "cloth_mask": batch["cloth_mask"],
             "representation": person_representation(batch["person"], batch["parsing"], batch["keypoints"],
                                                     job.representation),
             "garment_mask": garment_mask(batch["parsing"], job.data.garment_labels),
-            "occluder_mask": label_mask(batch["parsing"], job.data.occluder_labels),
+            "occluder_mask": label_mask(batch["parsing"], job.data.occluder_labels), **extra,
         }
 
-    dataset = dataset.map(features, num_parallel_calls=tf.data.AUTOTUNE).prefetch(tf.data.AUTOTUNE)
     options = tf.data.Options()
-    # Every worker reads the whole list and keeps its share of each global batch.
-    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.DATA
-    return dataset.with_options(options)
+    # Each worker's pipeline reads its own shard (pair_order): tf.data's auto-sharding stays off.
+    options.experimental_distribute.auto_shard_policy = tf.data.experimental.AutoShardPolicy.OFF
+    return batches.map(features, num_parallel_calls=tf.data.AUTOTUNE).with_options(options)
+
+
+def distributed_training_dataset(strategy, table, job: TrainJob, first_step: int, cache: Path | None = None,
+                                 names: bool = False):
+    """What `model.fit` reads under `strategy`: one input pipeline per worker, each a shard of the pairs
+    batched at the per-replica batch size (tf.distribute's distribute_datasets_from_function).
+
+    Sharding is by pair, before anything is read: worker p of P decodes only the stream positions p mod P
+    (pair_order), so each pair is read by one worker once per pass. tf.data's auto-sharding is off: FILE
+    would shard the source files, and our source is one in-memory list of pairs (FILE falls back to DATA
+    on it); DATA has every worker read and decode every pair, then keep its share of each batch, which
+    spends P times the input work the training needs."""
+    import tensorflow as tf
+
+    if strategy.num_replicas_in_sync == 1 and not isinstance(strategy, tf.distribute.MultiWorkerMirroredStrategy):
+        return training_dataset(table, job, first_step, cache=cache, names=names)
+
+    def dataset(context):
+        return training_dataset(table, job, first_step, context.input_pipeline_id, context.num_input_pipelines,
+                                context.get_per_replica_batch_size(job.config.batch_size), cache, names)
+
+    return strategy.distribute_datasets_from_function(dataset)

@@ -12,7 +12,7 @@ import tensorflow as tf
 from viton_tf import losses
 from viton_tf.config import DiscriminatorConfig, LossConfig, WarpConfig
 from viton_tf.models.discriminator import PatchDiscriminator
-from viton_tf.tryon import make_warp, refine, refinement_inputs
+from viton_tf.tryon import as_float32, make_warp, refine, refinement_inputs
 
 
 class Frozen:
@@ -31,7 +31,9 @@ class TrainingModel(keras.Model):
 
     def __init__(self, loss_names: tuple[str, ...], discriminator_config: DiscriminatorConfig | None = None,
                  adversarial_weight: float = 0.0, **kwargs):
-        super().__init__(**kwargs)
+        # No autocasting of the batch under a mixed policy: the networks cast their own inputs, and the warp
+        # and the losses stay in float32.
+        super().__init__(autocast=False, **kwargs)
         self.discriminator = None
         self.adversarial_weight = adversarial_weight
         if discriminator_config is not None:
@@ -74,21 +76,36 @@ class TrainingModel(keras.Model):
 
     def optimise(self, variables, forward) -> dict:
         """One step: `forward()` returns the loss terms, computed under both tapes ("loss" for
-        `variables`, and "discriminator" for the discriminator when there is one)."""
+        `variables`, and "discriminator" for the discriminator when there is one). Under mixed_float16 the
+        optimizers are LossScaleOptimizers: the losses are scaled inside the tapes, unscaled when applied."""
         with tf.GradientTape() as g_tape, tf.GradientTape() as d_tape:
-            terms = forward()
-        self.apply(self.optimizer, g_tape, terms["loss"], variables)
+            terms = {name: tf.cast(value, tf.float32) for name, value in forward().items()}
+            scaled = self.optimizer.scale_loss(terms["loss"])
+            if "discriminator" in terms:
+                scaled_discriminator = self.discriminator_optimizer.scale_loss(terms["discriminator"])
+        self.apply(self.optimizer, g_tape, scaled, variables)
         if "discriminator" in terms:
-            self.apply(self.discriminator_optimizer, d_tape, terms["discriminator"],
+            self.apply(self.discriminator_optimizer, d_tape, scaled_discriminator,
                        self.discriminator.trainable_variables)
         return self.record(terms)
 
-    def adversarial_terms(self, terms: dict, condition, real, fake) -> None:
+    def loss_terms(self, batch, training: bool = True) -> dict:
+        """The loss terms of a batch (the networks in training or inference mode): what `train_step`
+        minimises and `test_step` reports on validation pairs."""
+        raise NotImplementedError
+
+    def test_step(self, batch):
+        return self.record({name: tf.cast(value, tf.float32)
+                            for name, value in self.loss_terms(batch, training=False).items()})
+
+    def adversarial_terms(self, terms: dict, condition, real, fake, training: bool = True) -> None:
         """Add the generator's adversarial term and the discriminator's loss to `terms` (inside both tapes)."""
-        real_logits = self.discriminator({"condition": condition, "image": real}, training=True)
-        fake_logits = self.discriminator({"condition": condition, "image": tf.stop_gradient(fake)}, training=True)
+        discriminate = lambda image: tf.cast(self.discriminator({"condition": condition, "image": image},
+                                                                training=training), tf.float32)
+        real_logits = discriminate(real)
+        fake_logits = discriminate(tf.stop_gradient(fake))
         terms["discriminator"] = losses.discriminator_loss(real_logits, fake_logits, self.gan_loss)
-        fool_logits = self.discriminator({"condition": condition, "image": fake}, training=True)
+        fool_logits = discriminate(fake)
         terms["adversarial"] = losses.generator_adversarial_loss(fool_logits, self.gan_loss)
         terms["loss"] = terms["loss"] + self.adversarial_weight * terms["adversarial"]
 
@@ -141,16 +158,16 @@ class VitonStage1(TrainingModel):
     def call(self, batch, training=False):
         return self.generator(_generator_inputs(batch), training=training)
 
-    def train_step(self, batch):
-        def forward():
-            outputs = self.generator(_generator_inputs(batch), training=True)
-            terms = losses.stage1_losses(batch["person"], batch["garment_mask"], outputs, self.perceptual,
-                                         self.loss_config)
-            if self.discriminator is not None:
-                self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["coarse_person"])
-            return terms
+    def loss_terms(self, batch, training=True):
+        outputs = as_float32(self.generator(_generator_inputs(batch), training=training))
+        terms = losses.stage1_losses(batch["person"], batch["garment_mask"], outputs, self.perceptual,
+                                     self.loss_config)
+        if self.discriminator is not None:
+            self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["coarse_person"], training)
+        return terms
 
-        return self.optimise(self.generator.trainable_variables, forward)
+    def train_step(self, batch):
+        return self.optimise(self.generator.trainable_variables, lambda: self.loss_terms(batch))
 
     def saved_networks(self):
         return {"generator": self.generator}
@@ -189,17 +206,17 @@ class VitonStage2(TrainingModel):
     def call(self, batch, training=False):
         return refine(self.refinement, self.refinement_inputs(batch), training=training)
 
+    def loss_terms(self, batch, training=True, inputs=None):
+        inputs = self.refinement_inputs(batch) if inputs is None else inputs
+        outputs = refine(self.refinement, inputs, training=training)
+        terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
+        if self.discriminator is not None:
+            self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"], training)
+        return terms
+
     def train_step(self, batch):
-        inputs = self.refinement_inputs(batch)
-
-        def forward():
-            outputs = refine(self.refinement, inputs, training=True)
-            terms = losses.stage2_losses(batch["person"], outputs, self.perceptual, self.loss_config)
-            if self.discriminator is not None:
-                self.adversarial_terms(terms, _condition(batch), batch["person"], outputs["tryon"])
-            return terms
-
-        return self.optimise(self.refinement.trainable_variables, forward)
+        inputs = self.refinement_inputs(batch)  # outside the tape: G_C is frozen, the warp has no gradient
+        return self.optimise(self.refinement.trainable_variables, lambda: self.loss_terms(batch, True, inputs))
 
     def saved_networks(self):
         return {"refinement": self.refinement}

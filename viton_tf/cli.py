@@ -258,8 +258,20 @@ def _add_train(sub) -> None:
                         f"(default: {TrainConfig.checkpoint_every})")
     p.add_argument("--image-every", type=_positive_int, default=None,
                    help=f"steps between TensorBoard image grids (default: {TrainConfig.image_every})")
-    p.add_argument("--cache", default=None,
-                   help=f"cache decoded examples: memory, none, or a file prefix (default: {TrainConfig.cache})")
+    p.add_argument("--cache", default=None, choices=("none", "file", "memory"),
+                   help="cache decoded examples: none (memory bounded), file (under the run folder) or memory "
+                        f"(small datasets only; default: {TrainConfig.cache})")
+    p.add_argument("--skip-bad", action="store_true", default=None,
+                   help="skip pairs with missing or corrupt files (one warning counts them) instead of failing")
+    p.add_argument("--precision", default=None, choices=("float32", "mixed_float16", "mixed_bfloat16"),
+                   help="mixed_float16: GPUs, with loss scaling; mixed_bfloat16: GPUs/TPUs and CPUs with AMX "
+                        f"(default: {TrainConfig.precision})")
+    p.add_argument("--val-split", default=None, choices=("test",),
+                   help="validate on the test split's pairs (each person with their own garment)")
+    p.add_argument("--val-fraction", type=_fraction, default=None,
+                   help="validate on this share of the training pairs, held out (the pairs file's last ones)")
+    p.add_argument("--val-every", type=_positive_int, default=None,
+                   help=f"steps between validations (default: {TrainConfig.val_every})")
     p.add_argument("--set", action="append", default=[], metavar="SECTION.FIELD=VALUE",
                    help="override a config field, e.g. generator.base_filters=32 or loss.stage1_perceptual=0 "
                         "(sections: " + ", ".join(SECTIONS) + "); repeatable")

@@ -96,8 +96,9 @@ class DataConfig:
     width: int = WIDTH
     skip_bad: bool = False  # training skips missing/corrupt pairs with a warning instead of failing
     # The one definition of the worn garment (the clothing-mask target M0): training, warp-eval, evaluate and
-    # the exported try-on all read it. Upper clothes only, as the datasets here label the tried-on garment;
-    # a world of `--categories full` (dresses, label 6) needs data.garment_labels=[6].
+    # the exported try-on all read it. `viton-tf train` sets it from the dataset's layout unless a --config or
+    # --set gives it (readers.layout_garment_labels: VITON-HD, CP-VTON and VITON upper wear 5, 6, 7; the
+    # synthetic world the labels of its categories) and records it in the run's config.json.
     garment_labels: tuple[int, ...] = (LIP.UPPER_CLOTHES,)
     # Parse labels that can cover the worn garment: the warp matches the garment's outline
     # behind them and hides the warped garment under them.
@@ -202,8 +203,17 @@ class TrainConfig:
     log_every: int = 10  # model_zalando_mask_content.py:50 (log_every_n_steps=10)
     image_every: int = 100  # model_zalando_mask_content.py:60 (summary_freq=100)
     checkpoint_every: int = 500  # steps between backups and weight files (rounded up to log_every)
-    cache: str = "memory"  # decoded examples: "memory", "none", or a file prefix for tf.data's disk cache
-    shuffle_buffer: int = 256
+    # Decoded examples: "none" (decoded each pass: memory bounded whatever the dataset's size), "file" (tf.data's
+    # disk cache under the run folder, RUN/cache/), or "memory" (~1.6 MB a pair at 256x192: small datasets only).
+    cache: str = "none"
+    shuffle_buffer: int = 256  # with a cache only; without one every pass is a full seeded permutation
+    precision: str = "float32"  # "float32", "mixed_float16" (GPUs; with loss scaling) or "mixed_bfloat16"
+    # Validation: the losses on held-out pairs every `val_every` steps (rounded up to log_every), as val_*
+    # columns: the test split's pairs, each person with their own garment ("test"), or the last
+    # `val_fraction` of the training pairs; "" and 0: none.
+    val_split: str = ""
+    val_fraction: float = 0.0
+    val_every: int = 100
     # Stage 2 warps the cloth onto, and keeps alpha inside, G_C's predicted mask ("predicted", as at test
     # time, model_zalando_refine_test.py:138) or the parsed garment ("ground_truth", as the official
     # training did: prepare_data/extract_tps.m:27-35, model_zalando_tps_warp.py:258).

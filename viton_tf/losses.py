@@ -130,6 +130,7 @@ class PerceptualLoss:
             features = [features]
         total = 0.0
         for weight, feature in zip(self.layer_weights, features):
+            feature = tf.cast(feature, tf.float32)  # a mixed-precision VGG answers in float16/bfloat16
             total += weight * l1(feature[:batch], feature[batch:])
         return total / len(self.layers) / self.normaliser
 

@@ -15,7 +15,7 @@ import tensorflow as tf
 
 from viton_tf.config import LIP, DataConfig, RepresentationConfig, WarpConfig
 from viton_tf.data.cloth_mask import cloth_mask_from_photo
-from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, to_uint8
+from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, resize_photo, to_uint8
 from viton_tf.methods import EXPORTABLE as METHODS
 from viton_tf.representation import garment_mask, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
@@ -28,7 +28,8 @@ GARMENT_MASK_THRESHOLD = 0.5
 MAX_IMAGE_SIDE = 4096
 
 
-def _float32(outputs: dict) -> dict:
+def as_float32(outputs: dict) -> dict:
+    """A network's outputs in float32 (under a mixed Keras policy they come in float16 or bfloat16)."""
     return {name: tf.cast(value, tf.float32) for name, value in outputs.items()}
 
 
@@ -60,7 +61,7 @@ def refinement_inputs(generator, representation, cloth, cloth_mask, occluder_mas
                       training: bool = False) -> dict:
     """G_C's coarse person, the garment mask (G_C's mask > 0.5 unless `target_mask` is given), the cloth
     warped onto it by `warp` (see make_warp), and the warp's own mask."""
-    coarse = _float32(generator({"representation": representation, "cloth": cloth}, training=training))
+    coarse = as_float32(generator({"representation": representation, "cloth": cloth}, training=training))
     if target_mask is None:
         target_mask = tf.cast(coarse["cloth_mask"] > GARMENT_MASK_THRESHOLD, tf.float32)
     warped_cloth, warped_mask = warp(cloth, cloth_mask, target_mask, occluder_mask)
@@ -70,7 +71,7 @@ def refinement_inputs(generator, representation, cloth, cloth_mask, occluder_mas
 
 def refine(refinement, inputs: dict, training: bool = False) -> dict:
     """G_R on the refinement inputs: {"tryon", "composition_mask"} in float32."""
-    return _float32(refinement({name: inputs[name] for name in ("warped_cloth", "coarse_person", "garment_mask")},
+    return as_float32(refinement({name: inputs[name] for name in ("warped_cloth", "coarse_person", "garment_mask")},
                                training=training))
 
 
@@ -162,7 +163,7 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
 
     height = person.shape[1]
     reach, edge = max(1, height // 64), max(1, height // 256)  # 4 px and 1 px at 256x192
-    layout = _float32(layout_net({"layout_inputs": layout_inputs(parsing, keypoints, cloth_mask, representation)},
+    layout = as_float32(layout_net({"layout_inputs": layout_inputs(parsing, keypoints, cloth_mask, representation)},
                                  training=False))
     kept = label_mask(parsing, KEPT_LABELS)
     new_garment = tf.cast(layout["garment_mask"] > LAYOUT_GARMENT_THRESHOLD, tf.float32) * (1.0 - kept)
@@ -252,9 +253,7 @@ class TryOnModule(tf.Module):
 
     def _resize(self, image: tf.Tensor) -> tf.Tensor:
         """uint8 [h, w, 3] -> float [H, W, 3] in [-1, 1] (antialiased when shrinking, like INTER_AREA)."""
-        image = tf.image.resize(tf.cast(image, tf.float32), [self.height, self.width], method="bilinear",
-                                antialias=True)
-        return from_uint8(tf.clip_by_value(image, 0.0, 255.0))
+        return resize_photo(image, self.height, self.width)
 
     def decode(self, person_image, cloth_image, parse_image):
         """Encoded photos [B] -> person, cloth [B, H, W, 3] in [-1, 1], parsing [B, H, W], photo sizes [B, 2]."""

@@ -24,6 +24,13 @@ def from_uint8(images):
     return tf.cast(images, tf.float32) / 127.5 - 1.0
 
 
+def resize_photo(image: tf.Tensor, height: int, width: int) -> tf.Tensor:
+    """uint8 [..., h, w, 3] -> float [..., H, W, 3] in [-1, 1]: bilinear, antialiased when shrinking (like
+    OpenCV's INTER_AREA). The one photo resize of training's pipeline and the exported model."""
+    image = tf.image.resize(tf.cast(image, tf.float32), [height, width], method="bilinear", antialias=True)
+    return from_uint8(tf.clip_by_value(image, 0.0, 255.0))
+
+
 def _big_endian(data: tf.Tensor, offset) -> tf.Tensor:
     raw = tf.cast(tf.io.decode_raw(tf.strings.substr(data, offset, 4), tf.uint8), tf.int64)
     return raw[0] * 16777216 + raw[1] * 65536 + raw[2] * 256 + raw[3]

@@ -8,12 +8,16 @@
   segment/<id>_0.jpg.mat, pose/<id>_0.mat, viton_{split}_pairs.txt; no cloth mask is shipped,
   so it is derived from the product photo (viton_tf.data.cloth_mask, the official rule on white).
 
-Decoding runs in Python (OpenCV, scipy.io) inside `tf.numpy_function`, so every error can name the
-file and the pair line it came from.
+The pipeline is TF ops end to end (tf.io.read_file, the exported model's decoders and resize, the cloth
+mask and the representation): no Python per example. What TF cannot read is converted once up front
+(`pair_table`: the keypoint files into one array, VITON's segment .mat files into PNGs), and every file
+is checked there, so an error names the file and the pair line. The single-file readers below (OpenCV,
+scipy.io) serve those conversions and `viton-tf prepare`/`evaluate`.
 """
 from __future__ import annotations
 
 import json
+import os
 import re
 import struct
 import warnings
@@ -24,8 +28,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import BODY25_TO_COCO18, HEIGHT, WIDTH, DataConfig
-from viton_tf.data.codecs import from_uint8
+from viton_tf.config import BODY25_TO_COCO18, CATEGORY_LABELS, HEIGHT, LIP, WIDTH, DataConfig
 from viton_tf.errors import UserError
 
 LAYOUTS = ("vitonhd", "cpvton", "original")
@@ -60,6 +63,25 @@ def detect_layout(root: Path) -> str:
     raise UserError(f"{root}: not a dataset folder (expected VITON-HD's train/ or test/ with "
                     "image-parse-v3/ and openpose_json/, CP-VTON's with image-parse/ and pose/, "
                     "or VITON's women_top/ with segment/ and pose/)")
+
+
+# The parse labels of the worn upper garment in each layout: upper clothes, dress and coat, as VITON-HD's
+# and CP-VTON's data loaders count them (LIP ids; VITON's segment maps use the same). The synthetic world
+# records its categories in meta.json; CATEGORY_LABELS says which labels each one paints.
+UPPER_WEAR = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
+
+
+def layout_garment_labels(root: Path) -> tuple[int, ...]:
+    """The garment labels of a dataset folder: its layout's, or the synthetic world's categories'."""
+    meta = Path(root) / "meta.json"
+    if meta.is_file():
+        try:
+            categories = json.loads(meta.read_text())["categories"]
+            return tuple(sorted({label for name in categories for label in CATEGORY_LABELS[name]}))
+        except (ValueError, KeyError, TypeError) as error:
+            raise UserError(f"{meta}: not a synthetic world's meta.json with known 'categories' ({error})") from None
+    detect_layout(root)
+    return UPPER_WEAR
 
 
 def pairs_path(root: Path, layout: str, split: str) -> Path:
@@ -107,6 +129,17 @@ def read_pairs(root: Path, layout: str, split: str, pairs_file=None, paired=None
     """The pairs of a split whose files all exist; a missing file is a UserError or, with
     `skip_bad`, a warning with the count of skipped pairs. `paired=True` gives every person
     their own garment instead of the file's cloth."""
+    pairs, bad = _read_pairs(root, layout, split, pairs_file, paired, skip_bad)
+    if bad:
+        warnings.warn(f"skipped {len(bad)} of {len(bad) + len(pairs)} pairs with missing files; "
+                      f"first: {bad[0]}", stacklevel=2)
+    if not pairs:
+        raise UserError(f"{pairs_file or pairs_path(root, layout, split)}: no usable pairs")
+    return pairs
+
+
+def _read_pairs(root: Path, layout: str, split: str, pairs_file, paired, skip_bad: bool):
+    """(pairs whose files exist, messages of the pairs skipped for a missing file)."""
     path = Path(pairs_file) if pairs_file else pairs_path(root, layout, split)
     if not path.is_file():
         raise UserError(f"{path}: pairs file not found (lines 'person.jpg cloth.jpg')")
@@ -122,12 +155,7 @@ def read_pairs(root: Path, layout: str, split: str, pairs_file=None, paired=None
             bad.append(message)
             continue
         pairs.append(Pair(person, cloth, line, files))
-    if bad:
-        warnings.warn(f"skipped {len(bad)} of {len(bad) + len(pairs)} pairs with missing files; "
-                      f"first: {bad[0]}", stacklevel=3)
-    if not pairs:
-        raise UserError(f"{path}: no usable pairs")
-    return pairs
+    return pairs, bad
 
 
 # --- decoding ---------------------------------------------------------------------------
@@ -276,51 +304,210 @@ def _clean_keypoints(keypoints: np.ndarray) -> np.ndarray:
     return keypoints
 
 
-# --- one example ------------------------------------------------------------------------
+# --- checking the pairs up front, converting what TF cannot read --------------------------
 
-def _resize(image: np.ndarray, height: int, width: int, nearest: bool = False) -> np.ndarray:
-    if image.shape[:2] == (height, width):
-        return image
-    if nearest:
-        interpolation = cv2.INTER_NEAREST
-    elif image.shape[0] >= height and image.shape[1] >= width:
-        interpolation = cv2.INTER_AREA
+def _header_problem(path: Path) -> str | None:
+    """What is wrong with an image file, from its first and last bytes (cheap: no decoding); None if
+    nothing. The in-graph decoders see only what passes this."""
+    try:
+        with open(path, "rb") as f:
+            head = f.read(32)
+            size = f.seek(0, 2)
+            f.seek(max(0, size - 64))
+            tail = f.read()
+    except OSError as error:
+        return f"{path}: cannot read ({error.strerror})"
+    if head[:2] == b"\xff\xd8":
+        # A truncated JPEG decodes to grey in some decoders, with only a warning.
+        return None if b"\xff\xd9" in tail else f"{path}: truncated or corrupt JPEG (no end-of-image marker)"
+    if head[:8] == _PNG_SIGNATURE:
+        return None if b"IEND" in tail else f"{path}: truncated or corrupt PNG (no IEND chunk)"
+    return f"{path}: corrupt or not an image (expected a JPEG or PNG)"
+
+
+def _segment_png(segment: Path, person: Path) -> Path:
+    """VITON's segment .mat as a grayscale PNG of label ids at the person's size, converted once into a
+    folder of the system's temporary space (kept while newer than the .mat)."""
+    import hashlib
+    import tempfile
+
+    key = hashlib.sha1(str(segment.resolve().parent).encode()).hexdigest()[:12]
+    png = Path(tempfile.gettempdir()) / f"viton-tf-segments-{key}" / f"{segment.name}.png"
+    if png.is_file() and png.stat().st_mtime >= segment.stat().st_mtime:
+        return png
+    size = _jpeg_or_png_size(person)
+    if size is None:
+        raise UserError(f"{person}: corrupt or not an image")
+    labels = read_parsing(segment, size).astype(np.uint8)
+    png.parent.mkdir(parents=True, exist_ok=True)
+    partial = png.with_suffix(f".{os.getpid()}.png")
+    cv2.imwrite(str(partial), labels)
+    partial.replace(png)
+    return png
+
+
+def _jpeg_or_png_size(path: Path) -> tuple[int, int] | None:
+    """(height, width) of a JPEG or PNG from its header (a full decode only where the header is unusual)."""
+    data = _read_bytes(path)
+    if data[:8] == _PNG_SIGNATURE:
+        width, height = struct.unpack(">II", data[16:24])
+        return height, width
+    image = cv2.imdecode(np.frombuffer(data, np.uint8), cv2.IMREAD_GRAYSCALE)
+    return None if image is None else image.shape[:2]
+
+
+@dataclass(frozen=True)
+class PairTable:
+    """The checked pairs of a split as the columns a tf.data pipeline indexes: file names, the pair
+    lines (for error messages) and the keypoints, parsed once up front (float32 [N, 18, 3], in pixels
+    of the person photo: 0.8 MB for VITON-HD's 11,647 pairs)."""
+
+    pairs: tuple
+    columns: dict  # name -> numpy array [N, ...]
+
+    def __len__(self) -> int:
+        return len(self.pairs)
+
+    def subset(self, start: int, stop: int) -> "PairTable":
+        """Pairs start..stop-1 (e.g. a held-out tail for validation)."""
+        return PairTable(self.pairs[start:stop], {name: values[start:stop] for name, values in self.columns.items()})
+
+    def row(self, index):
+        """The columns of pair `index` (a scalar tensor) as tensors."""
+        import tensorflow as tf
+
+        return {name: tf.gather(tf.constant(values), index) for name, values in self.columns.items()}
+
+
+def pair_table(root, layout: str = "auto", split: str = "train", skip_bad: bool = False,
+               pairs_file=None, paired=None) -> PairTable:
+    """The pairs of a split whose files exist and look sound (image headers, keypoint files; VITON's
+    segment .mat converted to PNG). A bad pair is a UserError naming the file and the pair line or,
+    with `skip_bad`, left out: one warning counts them."""
+    root = _check_root(root)
+    layout = detect_layout(root) if layout == "auto" else _check_layout(layout)
+    if split not in ("train", "test"):
+        raise UserError(f"split {split!r}: expected 'train' or 'test'")
+    found, bad = _read_pairs(root, layout, split, pairs_file, paired, skip_bad)
+    pairs, converted = [], []
+    for pair in found:
+        try:
+            converted.append(_converted(pair))
+        except UserError as error:
+            if not skip_bad:
+                raise
+            bad.append(str(error))
+            continue
+        pairs.append(pair)
+    if bad:
+        warnings.warn(f"skipped {len(bad)} of {len(bad) + len(pairs)} pairs with missing or corrupt files; "
+                      f"first: {bad[0]}", stacklevel=2)
+    if not pairs:
+        raise UserError(f"{pairs_file or pairs_path(root, layout, split)}: no usable pairs")
+    return _table(pairs, converted)
+
+
+# --- one example, in TF ops -------------------------------------------------------------------
+
+MAX_IMAGE_SIDE = 1 << 14  # the decoders' bound on a photo's side (VITON-HD's largest is 1024)
+
+
+def decode_row(row: dict, height: int, width: int, with_mask_files: bool,
+               cloth_threshold: float = DataConfig.cloth_foreground_threshold) -> dict:
+    """One pair (a `PairTable.row`) decoded in TF ops at height x width: the person and product photos
+    (the exported model's decoder and resize), the cloth mask (its file, or from the product photo as
+    the exported model does), the parsing (the exported model's palette-aware decoder), the keypoints
+    scaled to the new size."""
+    import tensorflow as tf
+
+    from viton_tf.data.cloth_mask import cloth_mask_from_photo
+    from viton_tf.data.codecs import decode_parsing, decode_photo, resize_photo
+
+    person = decode_photo(tf.io.read_file(row["person_file"]), "person", MAX_IMAGE_SIDE)
+    photo = decode_photo(tf.io.read_file(row["cloth_file"]), "cloth", MAX_IMAGE_SIDE)
+    cloth = resize_photo(photo, height, width)
+    if with_mask_files:
+        mask = tf.io.decode_image(tf.io.read_file(row["cloth_mask_file"]), channels=1, expand_animations=False)
+        same = tf.reduce_all(tf.equal(tf.shape(mask)[:2], tf.shape(photo)[:2]))
+        check = tf.debugging.Assert(same, [tf.strings.join([
+            "UserError: ", row["cloth_mask_file"], ": mask is ", tf.strings.as_string(tf.shape(mask)[0]), "x",
+            tf.strings.as_string(tf.shape(mask)[1]), ", its cloth photo ", tf.strings.as_string(tf.shape(photo)[0]),
+            "x", tf.strings.as_string(tf.shape(photo)[1]), " (in ", row["line"], ")"])])
+        with tf.control_dependencies([check]):
+            mask = tf.cast(mask > 127, tf.float32)  # a JPEG mask, thresholded before and after resizing
+        mask = tf.image.resize(mask, [height, width], method="bilinear", antialias=True)
+        cloth_mask = tf.cast(mask > 0.5, tf.float32)
     else:
-        interpolation = cv2.INTER_LINEAR
-    return cv2.resize(image, (width, height), interpolation=interpolation)
+        cloth_mask = cloth_mask_from_photo(cloth[None], cloth_threshold)[0]
+    parsing = decode_parsing(tf.io.read_file(row["parsing_file"]), height, width)
+    size = tf.cast(tf.shape(person)[:2], tf.float32)
+    scale = tf.stack([width / size[1], height / size[0], 1.0])
+    return {
+        "person": tf.ensure_shape(resize_photo(person, height, width), [height, width, 3]),
+        "cloth": tf.ensure_shape(cloth, [height, width, 3]),
+        "cloth_mask": tf.ensure_shape(cloth_mask, [height, width, 1]),
+        "parsing": tf.ensure_shape(tf.cast(parsing, tf.int32), [height, width]),
+        "keypoints": tf.ensure_shape(row["keypoints"] * scale, [18, 3]),
+        "person_name": row["person_name"],
+        "cloth_name": row["cloth_name"],
+    }
+
+
+_decode_row_traced = None
 
 
 def decode_files(files: dict, height: int, width: int,
                  cloth_threshold: float = DataConfig.cloth_foreground_threshold) -> dict:
-    """One pair's files (see `layout_files`) as numpy arrays at height x width."""
-    person = read_image(files["person"])
-    photo = read_image(files["cloth"])
-    cloth = _resize(photo, height, width)
-    if "cloth_mask" in files:
-        cloth_mask = read_mask(files["cloth_mask"])
-        if cloth_mask.shape != photo.shape[:2]:
-            raise UserError(f"{files['cloth_mask']}: mask is {cloth_mask.shape}, "
-                            f"its cloth photo {photo.shape[:2]}")
-        cloth_mask = _resize(cloth_mask.astype(np.float32), height, width) > 0.5
-    else:  # from the resized photo, as the exported model does
-        from viton_tf.data.cloth_mask import cloth_mask_from_uint8
+    """One pair's files (see `layout_files`) as numpy arrays at height x width (the pipeline's decoding)."""
+    return _decode_one(Pair("", "", f"pair of {files['person']}", files), height, width, cloth_threshold)
 
-        cloth_mask = cloth_mask_from_uint8(cloth, cloth_threshold)
-    parsing = read_parsing(files["parsing"], person.shape[:2])
-    keypoints_file = Path(files["keypoints"])
-    if keypoints_file.suffix == ".mat":
-        keypoints = read_keypoints_mat(keypoints_file)
-    else:
-        keypoints = read_keypoints_json(keypoints_file)
 
-    scale = np.array([width / person.shape[1], height / person.shape[0], 1.0], np.float32)
-    return {
-        "person": from_uint8(_resize(person, height, width)),
-        "cloth": from_uint8(cloth),
-        "cloth_mask": cloth_mask.astype(np.float32)[..., None],
-        "parsing": _resize(parsing, height, width, nearest=True).astype(np.int32),
-        "keypoints": (keypoints * scale).astype(np.float32),
-    }
+def _decode_one(pair: Pair, height: int, width: int, cloth_threshold: float) -> dict:
+    import tensorflow as tf
+
+    global _decode_row_traced
+    if _decode_row_traced is None:  # traced once per size: the readers' single examples (evaluate, warp-eval)
+        _decode_row_traced = tf.function(decode_row)
+
+    for path in pair.files.values():
+        if not Path(path).is_file():
+            raise UserError(f"{path}: file not found (needed by {pair.line})")
+    table = _table([pair], [_converted(pair)])
+    row = {name: tf.constant(values[0]) for name, values in table.columns.items()}
+    example = _decode_row_traced(row, height, width, "cloth_mask" in pair.files, cloth_threshold)
+    return {key: value.numpy() for key, value in example.items()}
+
+
+def _converted(pair: Pair) -> tuple[np.ndarray, str]:
+    """(keypoints [18, 3], the parsing file TF reads) of a pair whose files exist, after checking its image
+    headers; a UserError naming the file and the pair line otherwise."""
+    try:
+        for role in ("person", "cloth", "cloth_mask", "parsing"):
+            path = Path(pair.files[role]) if role in pair.files else None
+            problem = _header_problem(path) if path is not None and path.suffix != ".mat" else None
+            if problem:
+                raise UserError(problem)
+        parsing = Path(pair.files["parsing"])
+        if parsing.suffix == ".mat":
+            parsing = _segment_png(parsing, Path(pair.files["person"]))
+        keypoints_file = Path(pair.files["keypoints"])
+        keypoints = read_keypoints_mat(keypoints_file) if keypoints_file.suffix == ".mat" \
+            else read_keypoints_json(keypoints_file)
+    except UserError as error:
+        raise UserError(f"{error} (in {pair.line})") from None
+    return keypoints, str(parsing)
+
+
+def _table(pairs: list[Pair], converted: list[tuple[np.ndarray, str]]) -> PairTable:
+    return PairTable(tuple(pairs), {
+        "person_file": np.array([str(p.files["person"]) for p in pairs]),
+        "cloth_file": np.array([str(p.files["cloth"]) for p in pairs]),
+        "cloth_mask_file": np.array([str(p.files.get("cloth_mask", "")) for p in pairs]),
+        "parsing_file": np.array([parsing for _, parsing in converted]),
+        "keypoints": np.stack([keypoints for keypoints, _ in converted]).astype(np.float32),
+        "line": np.array([p.line for p in pairs]),
+        "person_name": np.array([p.person for p in pairs]),
+        "cloth_name": np.array([p.cloth for p in pairs])})
 
 
 def load_example(root, person_name: str, cloth_name: str, layout: str = "auto", split: str = "train",
@@ -329,13 +516,8 @@ def load_example(root, person_name: str, cloth_name: str, layout: str = "auto", 
     root = _check_root(root)
     layout = detect_layout(root) if layout == "auto" else _check_layout(layout)
     files = layout_files(root, layout, split, person_name, cloth_name)
-    for path in files.values():
-        if not path.is_file():
-            raise UserError(f"{path}: file not found (needed by pair '{person_name} {cloth_name}')")
-    example = decode_files(files, height, width)
-    example["person_name"] = np.array(person_name.encode())
-    example["cloth_name"] = np.array(cloth_name.encode())
-    return example
+    pair = Pair(person_name, cloth_name, f"pair '{person_name} {cloth_name}'", files)
+    return _decode_one(pair, height, width, DataConfig.cloth_foreground_threshold)
 
 
 def _check_root(root) -> Path:
@@ -353,57 +535,32 @@ def _check_layout(layout: str) -> str:
 
 # --- the pipeline -----------------------------------------------------------------------
 
+def decoded(table: PairTable, indices, height: int, width: int, skip_bad: bool = False,
+            cloth_threshold: float = DataConfig.cloth_foreground_threshold):
+    """A dataset of pair indices (int64) -> the decoded examples (see `FEATURES`): parallel TF ops, in
+    order. With `skip_bad` a pair whose decoding fails is dropped (TF logs each)."""
+    import tensorflow as tf
+
+    with_masks = "cloth_mask" in table.pairs[0].files
+    dataset = indices.map(lambda index: decode_row(table.row(index), height, width, with_masks, cloth_threshold),
+                          num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
+    return dataset.ignore_errors(log_warning=True) if skip_bad else dataset
+
+
 def make_dataset(root, layout: str = "auto", split: str = "train", height: int = HEIGHT,
                  width: int = WIDTH, batch_size: int | None = None, shuffle: bool = False,
                  seed: int = 0, skip_bad: bool = False, pairs_file=None, paired=None):
     """A tf.data.Dataset of dict examples (see `FEATURES`), decoded in parallel and prefetched;
-    the order is the pairs file's, or a seeded shuffle of it. Missing files are found up front,
-    corrupt ones while iterating; either is an error naming the file and the pair line, or with
-    `skip_bad` a warning with the count of skipped pairs."""
+    the order is the pairs file's, or a seeded shuffle of it. Missing and unsound files are found up
+    front (`pair_table`): an error naming the file and the pair line, or with `skip_bad` a warning
+    with the count of skipped pairs."""
     import tensorflow as tf
 
-    root = _check_root(root)
-    layout = detect_layout(root) if layout == "auto" else _check_layout(layout)
-    if split not in ("train", "test"):
-        raise UserError(f"split {split!r}: expected 'train' or 'test'")
-    pairs = read_pairs(root, layout, split, pairs_file, paired, skip_bad)
-    skipped = []
-
-    def load(index):
-        pair = pairs[int(index)]
-        try:
-            example = decode_files(pair.files, height, width)
-        except UserError as error:
-            if not skip_bad:
-                raise UserError(f"{error} (in {pair.line})") from None
-            skipped.append(pair.line)
-            warnings.warn(f"skipped {len(skipped)} pair(s) with corrupt files so far; "
-                          f"this one: {error} (in {pair.line})", stacklevel=2)
-            return _empty_example(height, width) + (False,)
-        return tuple(example[key] for key in FEATURES[:5]) + (True,)
-
-    person_names = tf.constant([p.person for p in pairs])
-    cloth_names = tf.constant([p.cloth for p in pairs])
-
-    def to_example(index):
-        values = tf.numpy_function(
-            load, [index], [tf.float32, tf.float32, tf.float32, tf.int32, tf.float32, tf.bool],
-            stateful=False)
-        shapes = ([height, width, 3], [height, width, 3], [height, width, 1], [height, width], [18, 3], [])
-        for value, shape in zip(values, shapes):
-            value.set_shape(shape)
-        example = dict(zip(FEATURES[:5], values[:5]))
-        example["person_name"] = tf.gather(person_names, index)
-        example["cloth_name"] = tf.gather(cloth_names, index)
-        return example, values[5]
-
-    dataset = tf.data.Dataset.range(len(pairs))
+    table = pair_table(root, layout, split, skip_bad, pairs_file, paired)
+    indices = tf.data.Dataset.range(len(table))
     if shuffle:
-        dataset = dataset.shuffle(len(pairs), seed=seed, reshuffle_each_iteration=True)
-    dataset = dataset.map(to_example, num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
-    if skip_bad:
-        dataset = dataset.filter(lambda example, ok: ok)
-    dataset = dataset.map(lambda example, ok: example)
+        indices = indices.shuffle(len(table), seed=seed, reshuffle_each_iteration=True)
+    dataset = decoded(table, indices, height, width, skip_bad)
     if batch_size:
         dataset = dataset.batch(batch_size)
     return dataset.prefetch(tf.data.AUTOTUNE)
@@ -412,11 +569,7 @@ def make_dataset(root, layout: str = "auto", split: str = "train", height: int =
 def as_user_error(error: Exception) -> UserError | None:
     """The UserError a reader raised while iterating, recovered from the tf.errors.OpError that
     tf.data wraps it in (so a job can print its one line); None for any other error."""
-    match = re.search(r"UserError: ([^\n]+)", str(error))
-    return UserError(match.group(1)) if match else None
-
-
-def _empty_example(height: int, width: int) -> tuple:
-    return (np.zeros((height, width, 3), np.float32), np.zeros((height, width, 3), np.float32),
-            np.zeros((height, width, 1), np.float32), np.zeros((height, width), np.int32),
-            np.zeros((18, 3), np.float32))
+    if isinstance(error, UserError):
+        return error
+    match = re.search(r"UserError: ([^\n]+?)\]?(?:\n|$)", str(error))
+    return UserError(match.group(1).replace("\\'", "'")) if match else None  # TF escapes the quotes
