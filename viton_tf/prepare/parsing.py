@@ -1,11 +1,12 @@
 """A LIP-labelled human parsing built from what runs offline: person mask, pose landmarks, face mesh.
 
 No human-parsing model ships offline, so the labels come from geometry and colour:
-face = the face mesh's hull; skin = pixels whose colour is close to the face's; hair = the head
-region around and above the face that is neither face nor skin, grown along hair-coloured pixels;
-arms = skin near the shoulder-elbow-wrist-hand chains; neck = the other skin above the garment;
-upper clothes vs pants = non-skin body pixels split by colour models seeded on the chest and
-below the hips. Good on studio photos (plain background, frontal pose); see the README for
+face = the face mesh's hull and the face-coloured pixels just beside it; skin = pixels whose colour is
+close to the face's; hair = the head region around and above the face that is neither face nor skin,
+grown along hair-coloured pixels and cut out by GrabCut on this photo's colours; arms = skin near the
+shoulder-elbow-wrist-hand chains, below the shoulder line; neck = the other skin above the garment, bare
+shoulders included; upper clothes vs pants = non-skin body pixels split by colour models seeded on the
+chest and below the hips. Good on studio photos (plain background, frontal pose); see the README for
 where it fails.
 """
 from __future__ import annotations
@@ -20,7 +21,8 @@ NOSE, L_EYE, R_EYE, L_EAR, R_EAR = 0, 2, 5, 7, 8
 L_SHOULDER, R_SHOULDER, L_ELBOW, R_ELBOW, L_WRIST, R_WRIST = 11, 12, 13, 14, 15, 16
 L_PINKY, R_PINKY, L_INDEX, R_INDEX = 17, 18, 19, 20
 L_HIP, R_HIP, L_KNEE, R_KNEE = 23, 24, 25, 26
-SHOULDER_MARGIN = 0.0
+# Bare skin above the shoulder line, out to SHOULDER_REACH shoulder widths beyond the shoulders, is neck;
+# the face takes in face-coloured pixels up to FACE_REACH face widths from the mesh.
 SHOULDER_REACH = 0.15
 FACE_REACH = 0.06
 
@@ -202,7 +204,7 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
     r_shoulder, l_shoulder = point(R_SHOULDER), point(L_SHOULDER)
     across = (xs - r_shoulder[0]) / max(l_shoulder[0] - r_shoulder[0], 1.0)
     shoulder_line = r_shoulder[1] + np.clip(across, 0, 1) * (l_shoulder[1] - r_shoulder[1])
-    above_shoulders = ((ys < shoulder_line + SHOULDER_MARGIN * scale)
+    above_shoulders = ((ys < shoulder_line)
                        & (across > -SHOULDER_REACH) & (across < 1 + SHOULDER_REACH))
     arm_skin &= ~above_shoulders
     # the arm's outline blends with the background and fails the skin test: take it back
@@ -226,11 +228,11 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
     may_be_hair &= ~((np.abs(xs - centre_x) < 0.3 * scale) & (ys > chin))
     hair = hair_seed.copy()
     top = body & (ys < face_top) & head & ~face
-    if top.sum() >= 20:
-        hair_colour = _ColourModel(lab[top], clusters=2, spread_floor=2.0)
-        like_hair = (hair_colour.distance(lab) < 2.0) & may_be_hair & ~skin
+    unlike_face = face_colour_distance > 2.5  # blond hair passes the (loose) skin test, not this one
+    if (top & unlike_face).sum() >= 20:
+        hair_colour = _ColourModel(lab[top & unlike_face], clusters=2, spread_floor=2.0)
+        like_hair = (hair_colour.distance(lab) < 2.0) & may_be_hair & unlike_face
         hair |= _components_touching(like_hair, hair_seed)
-        unlike_face = face_colour_distance > 3.0
         near_face = cv2.dilate(face.astype(np.uint8), np.ones((3, 3), np.uint8),
                                iterations=max(1, int(0.04 * face_width))).astype(bool)
         beside_face = head & ~near_face & (ys < chin) & (np.abs(xs - face_centre[0]) > 0.4 * face_width)
