@@ -263,10 +263,10 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
         if lower_seed.sum() >= 20:
             lower_distance = _ColourModel(lab[lower_seed]).distance(lab)
             hem = _hem_line(upper_distance, lower_distance, clothes, start=shoulder_y + 0.55 * torso_height)
-        # shaded arm sides fail the skin test; unlike the garment and touching the arm, they are arm
+        # beside the arms, pixels neither skin nor garment-coloured are mostly the person mask's halo of
+        # background (on the 4 shipped parsings: 73% background, 17% garment, 10% arm): background
         strays = clothes & (upper_distance > 3.0) & (arm_distance < 1.3 * arm_radius) & ~torso & (ys < hem)
         strays = _components_touching(strays | arm_skin, arm_skin) & strays
-        arm_skin |= strays
         clothes &= ~strays
     upper = clothes & (ys < hem)
     lower = clothes & (ys >= hem)
