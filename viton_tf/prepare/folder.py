@@ -27,7 +27,7 @@ from viton_tf.prepare.pose import NoPerson, analyse_person
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 REQUIRED_MODELS = ("pose_detection.tflite", "pose_landmark_full.tflite", "selfie_segmentation.tflite",
-                   "face_landmark.tflite")
+                   "face_landmark.tflite", "hand_landmark_full.tflite")
 # A joint is written when BlazePose sees it this surely and it lies inside the photo; OpenPose
 # leaves joints out of the frame at (0, 0, 0), so should we.
 MIN_VISIBILITY = 0.3
@@ -115,7 +115,7 @@ def prepare_person(image: np.ndarray, height: int, width: int, timing: dict | No
     mask = cv2.resize(analysis.person_mask, (parse_w, parse_h), interpolation=cv2.INTER_AREA)
     landmarks = analysis.landmarks.copy()
     landmarks[:, :2] *= scale
-    parsing = parse_person(small, mask, landmarks, analysis.face_mesh * scale)
+    parsing = parse_person(small, mask, landmarks, analysis.face_mesh * scale, analysis.hands * scale)
     parsing = cv2.resize(parsing.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     timing["parsing"] = time.perf_counter() - start
 

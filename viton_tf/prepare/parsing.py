@@ -135,9 +135,28 @@ def _grabcut_hair(image, hair, sure_hair, may_be_hair, not_hair) -> np.ndarray:
     return out & may_be_hair
 
 
+# MediaPipe hand landmarks: the palm's outline and the four chains of each finger from its base.
+PALM = (0, 1, 2, 5, 9, 13, 17)
+FINGERS = ((1, 2, 3, 4), (5, 6, 7, 8), (9, 10, 11, 12), (13, 14, 15, 16), (17, 18, 19, 20))
+
+
+def hand_mask(points: np.ndarray, shape: tuple[int, int]) -> np.ndarray:
+    """The pixels of one hand drawn from its 21 landmarks: the palm filled, the fingers as thick lines."""
+    mask = np.zeros(shape, np.uint8)
+    if np.isnan(points).any():
+        return mask.astype(bool)
+    palm_width = float(np.linalg.norm(points[5] - points[17]))
+    thickness = max(1, int(round(0.3 * palm_width)))
+    cv2.fillPoly(mask, [np.round(points[list(PALM)]).astype(np.int32)], 1)
+    for finger in FINGERS:
+        cv2.polylines(mask, [np.round(points[[0] + list(finger)]).astype(np.int32)], False, 1, thickness)
+    return mask.astype(bool)
+
+
 def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarray,
-                 face_mesh: np.ndarray | None) -> np.ndarray:
-    """LIP label map [H, W] int32 of an RGB uint8 image; landmarks [33, 3] and face_mesh [468, 2] in its pixels."""
+                 face_mesh: np.ndarray | None, hands: np.ndarray | None = None) -> np.ndarray:
+    """LIP label map [H, W] int32 of an RGB uint8 image; landmarks [33, 3], face_mesh [468, 2] and hands
+    [2, 21, 2] (left, right; NaN where unseen) in its pixels."""
     height, width = image.shape[:2]
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     lab[..., 0] *= 100.0 / 255.0
@@ -275,6 +294,13 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
               & (upper_distance < 3.0) & (upper_distance < lower_distance))
     lower &= ~upper
 
+    # Hands, where the hand landmark model found them: every body pixel they cover is arm.
+    for label, points in zip((LIP.LEFT_ARM, LIP.RIGHT_ARM), hands if hands is not None else []):
+        hand = hand_mask(points, (height, width)) & body & ~face
+        arm_skin |= hand
+        arm_side[hand] = label
+        upper &= ~hand
+        lower &= ~hand
     legs = skin & body & (ys > hip_y) & ~arm_skin & ~neck & (arm_distance > 2.5 * arm_radius)
     parsing = np.full((height, width), LIP.BACKGROUND, np.int32)
     parsing[upper] = LIP.UPPER_CLOTHES
