@@ -2,6 +2,7 @@
 keypoint distance (tools/prepare_accuracy.py prints them; tests/test_prepare.py holds the floors)."""
 from __future__ import annotations
 
+import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -9,6 +10,8 @@ import cv2
 import numpy as np
 
 from viton_tf.config import BODY25_TO_COCO18, LIP
+from viton_tf.data.readers import read_image, read_keypoints_json
+from viton_tf.prepare.folder import prepare_person
 
 # The labels the try-on builds on, each scored on its own (the arms per side, as LIP has them).
 SCORED_LABELS = {"face": LIP.FACE, "hair": LIP.HAIR, "neck": LIP.NECK, "upper clothes": LIP.UPPER_CLOTHES,
@@ -47,11 +50,6 @@ class Agreement:
 def measure_shipped(folder: Path, height: int = 256, width: int = 192) -> tuple[Agreement, dict[str, float]]:
     """`prepare`'s person path on a CP-VTON folder (`image/`, `image-parse/`, `pose/`): the agreement and the
     seconds each photo took."""
-    import time
-
-    from viton_tf.data.readers import read_image, read_keypoints_json
-    from viton_tf.prepare.folder import prepare_person
-
     agreement, seconds = Agreement(), {}
     for path in sorted((Path(folder) / "image").glob("*.jpg")):
         start = time.perf_counter()
