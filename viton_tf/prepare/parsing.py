@@ -157,6 +157,7 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
                  face_mesh: np.ndarray | None, hands: np.ndarray | None = None) -> np.ndarray:
     """LIP label map [H, W] int32 of an RGB uint8 image; landmarks [33, 3], face_mesh [468, 2] and hands
     [2, 21, 2] (left, right; NaN where unseen) in its pixels."""
+    cv2.setRNGSeed(0)  # k-means and GrabCut draw from OpenCV's global generator: the same photo, the same parsing
     height, width = image.shape[:2]
     lab = cv2.cvtColor(image, cv2.COLOR_RGB2LAB).astype(np.float32)
     lab[..., 0] *= 100.0 / 255.0
@@ -259,6 +260,16 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
         sure_hair = inner & unlike_face & ((top & (ys < face_top - 0.05 * (chin - face_top))) | beside_face)
         if sure_hair.sum() >= 20:
             hair = _grabcut_hair(image, hair, sure_hair, may_be_hair, face)
+            # long hair runs on below the head: pixels nearer this photo's hair colours than its face's,
+            # touching the hair
+            if (hair & inner).sum() >= 20:
+                hair_distance = _ColourModel(lab[hair & inner], clusters=3, spread_floor=2.0).distance(lab)
+                garment = body & torso & ~skin & ~hair & (ys > shoulder_y + 0.15 * torso_height) & (ys < hip_y)
+                garment_distance = (_ColourModel(lab[garment]).distance(lab) if garment.sum() >= 20
+                                    else np.full(hair.shape, np.inf, np.float32))
+                strands = (may_be_hair & ~arm_skin & (hair_distance < 3.0) & (hair_distance < face_colour_distance)
+                           & (hair_distance + 1.0 < garment_distance))
+                hair |= _components_touching(strands | hair, hair) & strands
     # The face mesh stops short of the hairline and the ears: take in the face-coloured pixels beside it.
     near_face = cv2.dilate(face.astype(np.uint8), np.ones((3, 3), np.uint8),
                            iterations=max(1, int(FACE_REACH * face_width))).astype(bool)
