@@ -138,36 +138,49 @@ def prepared_viton(models, shared_data, tmp_path_factory):
     return folder, out
 
 
+def _agreement(folder, out):
+    from viton_tf.data.readers import read_keypoints_json
+    from viton_tf.prepare.accuracy import Agreement
+
+    agreement = Agreement()
+    for path in sorted((folder / "image").glob("*.jpg")):
+        agreement.add_keypoints(path.stem, _keypoints(out, path.stem),
+                                read_keypoints_json(folder / "pose" / f"{path.stem}_keypoints.json"))
+        theirs = cv2.imread(str(folder / "image-parse" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
+        ours = cv2.imread(str(out / "test" / "image-parse-v3" / f"{path.stem}.png"), cv2.IMREAD_UNCHANGED)
+        agreement.add_parsing(path.stem, ours.astype(np.int32), theirs.astype(np.int32))
+    return agreement
+
+
 def test_keypoints_agree_with_openpose_on_viton(prepared_viton):
     from viton_tf.data.readers import read_keypoints_json
 
     folder, out = prepared_viton
-    distances = []
     for path in sorted((folder / "image").glob("*.jpg")):
         ours = _keypoints(out, path.stem)
         theirs = read_keypoints_json(folder / "pose" / f"{path.stem}_keypoints.json")
         both = (ours[:, 2] > 0) & (theirs[:, 2] > 0)
         assert both[list(CORE_JOINTS)].all(), path.name
-        distance = np.linalg.norm(ours[both, :2] - theirs[both, :2], axis=1)
-        assert distance.mean() < 8.0, (path.name, distance.round(1))  # measured 3.6-6.7
-        distances.append(distance)
-    assert np.median(np.concatenate(distances)) < 6.0  # measured 4.7 px
+    agreement = _agreement(folder, out)
+    per_photo = {name: float(d.mean()) for name, d in agreement.keypoint_distances.items()}
+    assert max(per_photo.values()) < 7.0, per_photo  # measured 3.2-6.3 (tools/prepare_accuracy.py)
+    assert agreement.mean_keypoint_distance() <= 5.0, per_photo  # measured 4.89 px
+
+
+# Per-label IoU floors against the shipped LIP parsings, pooled over the 4 photos, a little under what
+# tools/prepare_accuracy.py measures (face 0.860, hair 0.744, neck 0.797, upper clothes 0.899,
+# pants 0.821, left arm 0.773, right arm 0.823; the parsing is deterministic). Issue 18's targets:
+# arms 0.75, hair 0.80, neck 0.70, face 0.88, upper clothes 0.90, pixel accuracy 0.95.
+IOU_FLOORS = {"face": 0.85, "hair": 0.73, "neck": 0.78, "upper clothes": 0.89, "pants": 0.81,
+              "left arm": 0.76, "right arm": 0.81}
 
 
 def test_parsing_agrees_with_the_shipped_viton_parsing(prepared_viton):
-    folder, out = prepared_viton
-    inter, union = {}, {}
-    for path in sorted((folder / "image-parse").glob("*.png")):
-        theirs = cv2.imread(str(path), cv2.IMREAD_UNCHANGED)
-        ours = cv2.imread(str(out / "test" / "image-parse-v3" / path.name), cv2.IMREAD_UNCHANGED)
-        assert (ours == theirs).mean() > 0.88, path.name  # measured 0.91-0.97
-        for label in (LIP.FACE, LIP.HAIR, LIP.UPPER_CLOTHES, LIP.PANTS):
-            inter[label] = inter.get(label, 0) + int(((ours == label) & (theirs == label)).sum())
-            union[label] = union.get(label, 0) + int(((ours == label) | (theirs == label)).sum())
-    iou = {label: inter[label] / union[label] for label in inter}
-    # measured: face 0.84, hair 0.62, upper clothes 0.89, pants 0.82
-    assert iou[LIP.UPPER_CLOTHES] > 0.8 and iou[LIP.FACE] > 0.75, iou
-    assert iou[LIP.HAIR] > 0.5 and iou[LIP.PANTS] > 0.7, iou
+    agreement = _agreement(*prepared_viton)
+    iou = agreement.iou()
+    assert all(iou[key] >= floor for key, floor in IOU_FLOORS.items()), iou
+    accuracy = agreement.pixel_accuracy
+    assert min(accuracy.values()) > 0.92 and np.mean(list(accuracy.values())) > 0.95, accuracy  # 0.929-0.972
 
 
 def test_prepared_folder_reads_as_a_dataset(prepared):

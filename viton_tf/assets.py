@@ -25,6 +25,7 @@ MODELS = {
     "selfie_segmentation.tflite": "mediapipe/modules/selfie_segmentation/selfie_segmentation.tflite",
     "face_detection_short_range.tflite": "mediapipe/modules/face_detection/face_detection_short_range.tflite",
     "face_landmark.tflite": "mediapipe/modules/face_landmark/face_landmark.tflite",
+    "hand_landmark_full.tflite": "mediapipe/modules/hand_landmark/hand_landmark_full.tflite",
 }
 MANIFEST = "manifest.json"  # {name: size in bytes}, written after a complete unpack
 

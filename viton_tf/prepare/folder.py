@@ -27,7 +27,7 @@ from viton_tf.prepare.pose import NoPerson, analyse_person
 
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 REQUIRED_MODELS = ("pose_detection.tflite", "pose_landmark_full.tflite", "selfie_segmentation.tflite",
-                   "face_landmark.tflite")
+                   "face_landmark.tflite", "hand_landmark_full.tflite")
 # A joint is written when BlazePose sees it this surely and it lies inside the photo; OpenPose
 # leaves joints out of the frame at (0, 0, 0), so should we.
 MIN_VISIBILITY = 0.3
@@ -37,6 +37,12 @@ MIN_PARSE_HEIGHT = 256
 BODY25_FROM_BLAZEPOSE = (0, (11, 12), 12, 14, 16, 11, 13, 15, (23, 24), 24, 26, 28, 23, 25, 27,
                          5, 2, 8, 7, 31, 31, 29, 32, 32, 30)
 MIN_CLOTH_FRACTION = 0.02
+# Where OpenPose puts the joints that BlazePose places elsewhere, fitted (least squares) on the 4 VITON photos
+# shipped with OpenPose keypoints (../shared/data/viton_cpvton): OpenPose's ears sit this many times farther
+# from their midpoint (at the outer ear, BlazePose's at the ear canal), and its hips this far down the
+# neck-to-mid-hip axis, in torso lengths (measured +0.01: on these 4 the two hips agree on average).
+EAR_SPREAD = 1.36
+HIP_DROP = 0.01
 
 
 class PhotoError(Exception):
@@ -74,6 +80,10 @@ def blazepose_to_body25(landmarks: np.ndarray, height: int, width: int) -> np.nd
             body[index] = [(a[0] + b[0]) / 2, (a[1] + b[1]) / 2, min(a[2], b[2])]
         else:
             body[index] = landmarks[source]
+    ears, hips = [17, 18], [9, 12]
+    ear_middle = body[ears, :2].mean(0)
+    body[ears, :2] = ear_middle + EAR_SPREAD * (body[ears, :2] - ear_middle)
+    body[hips + [8], :2] += HIP_DROP * (body[8, :2] - body[1, :2])
     inside = (body[:, 0] >= 0) & (body[:, 0] <= width - 1) & (body[:, 1] >= 0) & (body[:, 1] <= height - 1)
     body[~inside | (body[:, 2] < MIN_VISIBILITY)] = 0.0
     return body
@@ -105,7 +115,7 @@ def prepare_person(image: np.ndarray, height: int, width: int, timing: dict | No
     mask = cv2.resize(analysis.person_mask, (parse_w, parse_h), interpolation=cv2.INTER_AREA)
     landmarks = analysis.landmarks.copy()
     landmarks[:, :2] *= scale
-    parsing = parse_person(small, mask, landmarks, analysis.face_mesh * scale)
+    parsing = parse_person(small, mask, landmarks, analysis.face_mesh * scale, analysis.hands * scale)
     parsing = cv2.resize(parsing.astype(np.uint8), (width, height), interpolation=cv2.INTER_NEAREST)
     timing["parsing"] = time.perf_counter() - start
 

@@ -36,6 +36,13 @@ class PoseSettings:
     heatmap_min_confidence: float = 0.5
     face_roi_scale: float = 1.9  # face-mesh square side / ear-to-ear distance of the pose landmarks
     face_presence: float = 0.5
+    # hand ROI from the pose (holistic's hand_landmarks_from_pose_to_recrop_roi.pbtxt: box = twice the
+    # wrist-to-middle-finger distance, scaled 2.7), then from the hand's own landmarks
+    # (hand_landmark_landmarks_to_roi.pbtxt: scale 2.0, shift_y -0.1)
+    hand_pose_scale: float = 2.7
+    hand_landmark_scale: float = 2.0
+    hand_shift: float = -0.1
+    hand_presence: float = 0.5
 
 
 @dataclass
@@ -46,6 +53,7 @@ class PersonAnalysis:
     person_mask: np.ndarray  # [H, W] float32 in [0, 1]
     face_mesh: np.ndarray  # [468, 2] x, y
     detection_score: float
+    hands: np.ndarray | None = None  # [2, 21, 2] x, y of the left, right hand (MediaPipe hand order); NaN if unseen
 
 
 @lru_cache(maxsize=None)
@@ -231,6 +239,57 @@ def _face_mesh(square, landmarks, settings):
     return _to_image(raw.reshape(468, 3)[:, :2], matrix)
 
 
+# BlazePose (wrist, pinky, index) of each hand, the person's left first.
+HAND_POSE_LANDMARKS = ((15, 17, 19), (16, 18, 20))
+# Hand landmarks that bound the ROI (hand_landmark_landmarks_to_roi.pbtxt): wrist, thumb base, finger bases.
+HAND_ROI_LANDMARKS = (0, 1, 2, 3, 5, 6, 9, 10, 13, 14, 17, 18)
+
+
+def _hand_roi(wrist, middle, size, scale, shift):
+    """A square ROI (centre, side, rotation) with the wrist-to-middle direction pointing up, shifted along it."""
+    rotation = _normalize_radians(math.pi / 2 - math.atan2(-(middle[1] - wrist[1]), middle[0] - wrist[0]))
+    centre = np.array([middle[0] - size * shift * math.sin(rotation),
+                       middle[1] + size * shift * math.cos(rotation)], np.float32)
+    return centre, size * scale, rotation
+
+
+def _hand_landmarks_in(square, centre, side, rotation, settings):
+    matrix = _roi_matrix(centre, side, rotation, 224)
+    crop = _crop(square, matrix, 224).astype(np.float32) / 255.0
+    outputs = _run("hand_landmark_full.tflite", crop)
+    points, flag = outputs[0].reshape(21, 3)[:, :2], float(outputs[1].reshape(-1)[0])
+    if flag < settings.hand_presence:
+        return None
+    return _to_image(points, matrix)
+
+
+def _hands(square, landmarks, settings):
+    """[2, 21, 2] hand landmarks (NaN where no hand is found), two passes per hand: ROI from the pose, then
+    from the first pass's landmarks."""
+    hands = np.full((2, 21, 2), np.nan, np.float32)
+    for side, (wrist_id, pinky_id, index_id) in enumerate(HAND_POSE_LANDMARKS):
+        wrist = landmarks[wrist_id, :2]
+        middle = (2.0 * landmarks[index_id, :2] + landmarks[pinky_id, :2]) / 3.0
+        size = 2.0 * float(np.linalg.norm(middle - wrist))
+        if size < 4:
+            continue
+        points = _hand_landmarks_in(square, *_hand_roi(wrist, middle, size, settings.hand_pose_scale, 0.0), settings)
+        if points is None:
+            continue
+        centre, _, rotation = _hand_roi(points[0], points[9], 1.0, 1.0, 0.0)
+        cos, sin = math.cos(rotation), math.sin(rotation)
+        offsets = points[list(HAND_ROI_LANDMARKS)] - points[9]
+        local = offsets @ np.array([[cos, -sin], [sin, cos]], np.float32)  # into the ROI's upright frame
+        low, high = local.min(0), local.max(0)
+        middle_local = (low + high) / 2
+        box = float(max(high - low))
+        centre = points[9] + middle_local @ np.array([[cos, sin], [-sin, cos]], np.float32)
+        centre = centre + box * settings.hand_shift * np.array([-sin, cos], np.float32)
+        refined = _hand_landmarks_in(square, centre, box * settings.hand_landmark_scale, rotation, settings)
+        hands[side] = refined if refined is not None else points
+    return hands
+
+
 def _selfie_mask(square):
     tensor = cv2.resize(square, (256, 256), interpolation=cv2.INTER_AREA).astype(np.float32) / 255.0
     (mask,) = _run("selfie_segmentation.tflite", tensor)
@@ -258,9 +317,10 @@ def analyse_person(image: np.ndarray, settings: PoseSettings = PoseSettings()) -
     face = _face_mesh(square, landmarks, settings)
     if face is None:  # garments alone can pass the body detectors, never the face mesh
         raise NoPerson("no person found (no face where the pose puts the head)")
+    hands = _hands(square, landmarks, settings)
     offset = np.array([left, top], np.float32)
     landmarks[:, :2] -= offset
     if face is not None:
         face = face - offset
     return PersonAnalysis(landmarks=landmarks.astype(np.float32), person_mask=mask.astype(np.float32),
-                          face_mesh=face, detection_score=detections[0][2])
+                          face_mesh=face, detection_score=detections[0][2], hands=hands - offset)
