@@ -36,3 +36,18 @@ def test_image_size_is_read_from_the_header_of_a_jpeg_and_a_png():
         assert image_size(tf.constant(data), "x").numpy().tolist() == [37, 23]
     with pytest.raises(tf.errors.InvalidArgumentError, match="x: not a JPEG or PNG"):
         image_size(tf.constant(b"GIF89a"), "x")
+
+
+def test_a_jpeg_decodes_to_the_pixels_opencv_reads(tmp_path):
+    import cv2
+    import numpy as np
+    import tensorflow as tf
+
+    from viton_tf.data.codecs import decode_photo
+
+    rng = np.random.default_rng(0)
+    image = cv2.GaussianBlur(rng.integers(0, 256, (64, 48, 3), dtype=np.uint8), (5, 5), 0)
+    path = tmp_path / "photo.jpg"
+    cv2.imwrite(str(path), image, [cv2.IMWRITE_JPEG_QUALITY, 90])
+    decoded = decode_photo(tf.io.read_file(str(path)), "photo", 4096).numpy()
+    np.testing.assert_array_equal(decoded, cv2.imread(str(path))[..., ::-1])
