@@ -640,6 +640,11 @@ def main(argv: list[str] | None = None) -> int:
                             "bfloat16": stages(run, pairs, runs, "bfloat16", peak,
                                                only=("generator", "refinement_and_composition"))}
         print(json.dumps(result["stages"]), flush=True)
+        for precision, numbers in result["stages"].items():
+            print(f"generators, {precision}: " + ", ".join(
+                f"{label} {numbers[name]['gflop_per_s']} GFLOP/s = {numbers[name]['fraction_of_fp32_peak']:.0%}"
+                for name, label in (("generator", "G_C"), ("refinement_and_composition", "G_R")))
+                + f" of the measured float32 peak ({peak} GFLOP/s)", flush=True)
     if "memory" not in skip:
         result["memory"] = peak_rss(versions["float32"], pairs, 20 if args.quick else 100, work)
     if "served" not in skip:
