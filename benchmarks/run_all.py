@@ -465,14 +465,30 @@ def verdicts(result: dict) -> dict:
 PEERS = {"cpvton": REPO / "benchmarks" / "peer_cpvton.py"}
 
 
-def peer(name: str, python: str | None, directory: Path | None, threads: int, runs: int) -> dict:
-    """The peer's networks timed by its own Python on the same threads (benchmarks/peer_cpvton.py)."""
+def check_peer(name: str, python: str | None, directory: Path | None) -> None:
+    """Stop before any export when the peer cannot run: no Python given, no networks.py, no PyTorch there."""
     if python is None or directory is None:
         raise SystemExit(f"--peer {name}: needs --peer-python (a Python with PyTorch and torchvision) and "
                          f"--peer-dir (a folder with sergeywong/cp-vton's networks.py)")
     if not (Path(directory) / "networks.py").is_file():
         raise SystemExit(f"--peer-dir {directory}: no networks.py there (copy it from sergeywong/cp-vton)")
-    env = {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+    try:
+        process = subprocess.run([python, "-c", "import torch, torchvision"], capture_output=True, text=True,
+                                 env=_peer_env())
+    except OSError as error:
+        raise SystemExit(f"--peer-python {python}: cannot run it ({error})") from None
+    if process.returncode != 0:
+        raise SystemExit(f"--peer-python {python}: PyTorch and torchvision are not importable there:\n"
+                         + "\n".join(process.stderr.strip().splitlines()[-3:]))
+
+
+def _peer_env() -> dict:
+    return {name: value for name, value in os.environ.items() if name != "PYTHONPATH"}
+
+
+def peer(name: str, python: str, directory: Path, threads: int, runs: int) -> dict:
+    """The peer's networks timed by its own Python on the same threads (benchmarks/peer_cpvton.py)."""
+    env = _peer_env()
     try:
         process = subprocess.run([python, str(PEERS[name]), "--peer-dir", str(directory), "--threads", str(threads),
                                   "--runs", str(runs)], capture_output=True, text=True, env=env, cwd=REPO)
@@ -599,6 +615,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--peer-dir", type=Path, default=None, help="the peer's checkout (its networks.py)")
     args = parser.parse_args(argv)
     skip = {s for s in args.skip.split(",") if s}
+    if args.peer:
+        check_peer(args.peer, args.peer_python, args.peer_dir)
     runs, batch_runs = (10, 2) if args.quick else (30, 5)
 
     import tensorflow as tf
