@@ -1,6 +1,10 @@
 """The benchmark suite and the latency budget (issue 8), in one command.
 
     .venv/bin/python benchmarks/run_all.py [--quick] [--run RUN] [--skip served,train,memory]
+        [--peer cpvton --peer-python PYTHON --peer-dir CP_VTON_CHECKOUT]
+
+With --peer, CP-VTON's GMM + TOM are timed in the same run (benchmarks/peer_cpvton.py, by the peer's own
+Python) and the ratios ours / peer are printed first.
 
 Exports a run at 256x192 as stock TF Serving runs it (float32, no XLA), with `--xla`, with
 `--precision bfloat16` (flagged where the CPU has no AMX/AVX512-BF16) and the real-photo `layout` method,
