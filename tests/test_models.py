@@ -96,3 +96,20 @@ def test_refinement_layer_norm_is_per_sample():
     both = refinement(x)["composition_mask"].numpy()
     first = refinement({k: v[:1] for k, v in x.items()})["composition_mask"].numpy()
     np.testing.assert_allclose(both[:1], first, atol=1e-5)
+
+
+@pytest.mark.parametrize("height, width, batch", [(1, 1, 1), (4, 3, 2), (8, 6, 1)])
+def test_transposed_conv_matmul_matches_keras(height, width, batch):
+    """The few-pixel transposed convolution (matmul + overlap-add) computes keras' Conv2DTranspose."""
+    import keras
+
+    from viton_tf.models.generator import Conv2DTranspose
+
+    ours = Conv2DTranspose(5, 4, strides=2, padding="same", use_bias=False)
+    theirs = keras.layers.Conv2DTranspose(5, 4, strides=2, padding="same", use_bias=False)
+    x = _random([batch, height, width, 7], seed=5)
+    expected = theirs(x)
+    ours(x)
+    ours.set_weights(theirs.get_weights())
+    np.testing.assert_allclose(ours(x).numpy(), expected.numpy(), atol=1e-5)
+    assert ours.get_config()["filters"] == 5

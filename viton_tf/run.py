@@ -68,8 +68,10 @@ def tryon_module(run: Path | None, method: str | None = None, precision: str = "
     """The exportable TryOnModule of a run folder (or, with `run=None`, of a method that needs no run:
     layout with its shipped weights, nonparametric), at 256x192 by default; the method is the run's own
     unless given.
-    `precision="bfloat16"` runs the networks under Keras' mixed_bfloat16 policy (float32 weights,
-    bfloat16 maths: fast only with AMX/AVX512-BF16, see viton_tf.hardware)."""
+    `precision="bfloat16"` builds the networks under Keras' bfloat16 policy: the weights are rounded to bfloat16
+    once, on loading (mixed_bfloat16 rounds the same float32 weights on every call: 30% of G_C's time), and
+    the maths is bfloat16 except the batch and group norms (Keras computes those in float32). Fast only with
+    AMX/AVX512-BF16, see viton_tf.hardware."""
     import keras
 
     from viton_tf.tryon import PRECISIONS, TryOnModule
@@ -89,7 +91,7 @@ def tryon_module(run: Path | None, method: str | None = None, precision: str = "
         layout_net = load_layout_net(height=height, width=width)
     if method == "viton":
         policy = keras.mixed_precision.global_policy()
-        keras.mixed_precision.set_global_policy("mixed_bfloat16" if precision == "bfloat16" else "float32")
+        keras.mixed_precision.set_global_policy(precision)
         try:
             networks = load_viton_networks(run, experiment, height, width)
         finally:

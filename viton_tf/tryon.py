@@ -11,6 +11,8 @@ gives them; out: tryon, coarse_person, garment_mask (G_C's mask > 0.5), warped_c
 """
 from __future__ import annotations
 
+import types
+
 import tensorflow as tf
 
 from viton_tf.config import LIP, DataConfig, RepresentationConfig, WarpConfig
@@ -224,7 +226,10 @@ class TryOnModule(tf.Module):
         if warp.matcher != "sinkhorn":
             raise ValueError(f"warp.matcher: the exported model needs the in-graph 'sinkhorn', got {warp.matcher!r}")
         self.height, self.width, self.method = height, width, method
-        self.generator, self.refinement, self.layout_net = generator, refinement, layout_net
+        # In a plain namespace, which tf.Module does not track: tracked, the SavedModel would hold each weight
+        # twice, under the Keras model and in network_variables (below, the copy TF Serving restores), and a
+        # process serving it would load both (225 MB of variables for 117).
+        self._networks = types.SimpleNamespace(generator=generator, refinement=refinement, layout_net=layout_net)
         self.representation_config = representation or RepresentationConfig(height=height, width=width)
         self.warp_config, self.data_config = warp, data
         self.xla, self.max_image_side = xla, max_image_side
@@ -250,6 +255,10 @@ class TryOnModule(tf.Module):
             tf.TensorSpec([None, height, width, 1], tf.float32, name="cloth_mask"),
             tf.TensorSpec([None, height, width], tf.int32, name="parsing"),
             tf.TensorSpec([None, 18, 3], tf.float32, name="keypoints")])
+
+    generator = property(lambda self: self._networks.generator)
+    refinement = property(lambda self: self._networks.refinement)
+    layout_net = property(lambda self: self._networks.layout_net)
 
     def _resize(self, image: tf.Tensor) -> tf.Tensor:
         """uint8 [h, w, 3] -> float [H, W, 3] in [-1, 1] (antialiased when shrinking, like INTER_AREA)."""
