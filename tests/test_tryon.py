@@ -80,7 +80,7 @@ def test_the_layout_try_on_beats_the_paste_and_meets_its_targets_on_an_unseen_sy
     from viton_tf.data.synthetic import write_world
     from viton_tf.run import load_predictor
 
-    write_world(tmp_path, SynthConfig(pairs=96, height=256, width=192, seed=23), progress=False)
+    write_world(tmp_path, SynthConfig(pairs=64, height=256, width=192, seed=23), progress=False)
     pairs = load_test_pairs(tmp_path, "test", 256, 192)
     quiet = SimpleNamespace(update=lambda count: None)
     scores = {method: evaluate_method(load_predictor(tmp_path, method, ExperimentConfig(), 256, 192), pairs, None,
