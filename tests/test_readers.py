@@ -243,9 +243,14 @@ def test_garment_labels_follow_the_layout(vitonhd, shared_data, synthetic_world,
     assert readers.layout_garment_labels(shared_data / "viton_cpvton") == upper_wear
     assert readers.layout_garment_labels(shared_data / "viton_original") == upper_wear
     assert readers.layout_garment_labels(synthetic_world) == (LIP.UPPER_CLOTHES,)  # what it paints
-    world = tmp_path / "full"
-    write_world(world, SynthConfig(pairs=2, height=32, width=32, categories=("upper", "full")), progress=False)
-    assert readers.layout_garment_labels(world) == (LIP.UPPER_CLOTHES, LIP.DRESS)
+    world = tmp_path / "mixed"
+    write_world(world, SynthConfig(pairs=4, height=32, width=32, test_fraction=0.0, categories=("upper", "dress")),
+                progress=False)
+    assert readers.layout_garment_labels(world) == (LIP.UPPER_CLOTHES,)  # the other categories' are in CATEGORIES
+    table = readers.pair_table(world)
+    assert table.columns["category"].tolist() == ["upper", "dress", "upper", "dress"]
+    example = next(iter(readers.make_dataset(world, height=32, width=32, batch_size=4)))
+    assert [name.decode() for name in example["category"].numpy()] == ["upper", "dress", "upper", "dress"]
 
 
 def test_the_pipeline_is_tf_ops_only(shared_data, synthetic_world):

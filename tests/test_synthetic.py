@@ -49,7 +49,9 @@ def labelled_world(tmp_path_factory) -> Path:
 
 def test_layout_and_counts(synthetic_world):
     meta = json.loads((synthetic_world / "meta.json").read_text())
+    category_of = meta.pop("category_of")
     assert meta == {"height": 64, "width": 48, "seed": 0, "categories": ["upper"], "pairs": 16, "version": 1}
+    assert category_of == {f"{index:05d}_00": "upper" for index in range(16)}
     train, test = _stems(synthetic_world, "train"), _stems(synthetic_world, "test")
     assert len(train) == 12 and len(test) == 4 and not set(train) & set(test)
     assert train[0] == "00000_00"
@@ -259,7 +261,7 @@ def test_unpaired_render_keeps_head_pixels_exactly():
     assert (image2 != image).any() and (warp2[..., 0] >= 0).sum() > 100
 
 
-@pytest.mark.parametrize("category, labels", [("lower", {LIP.PANTS, LIP.SKIRT}), ("full", {LIP.DRESS})])
+@pytest.mark.parametrize("category, labels", [("lower", {LIP.PANTS, LIP.SKIRT}), ("dress", {LIP.DRESS})])
 def test_other_categories(tmp_path, category, labels):
     write_world(tmp_path, SynthConfig(pairs=4, height=64, width=48, seed=1, test_fraction=0.5,
                                       categories=(category,)), progress=False)
@@ -269,14 +271,14 @@ def test_other_categories(tmp_path, category, labels):
             warp = np.load(tmp_path / split / "gt-warp" / f"{stem}.npy")
             on = warp[..., 0] >= 0
             assert on.sum() > 50 and set(np.unique(parse[on]).tolist()) <= labels
-            if category == "full":
+            if category == "dress":
                 assert LIP.UPPER_CLOTHES not in parse
     assert json.loads((tmp_path / "meta.json").read_text())["categories"] == [category]
 
 
 def test_mixed_categories_swap_within_a_category(tmp_path):
     write_world(tmp_path, SynthConfig(pairs=8, height=64, width=48, seed=2, test_fraction=0.5,
-                                      categories=("upper", "lower", "full")), progress=False)
+                                      categories=("upper", "lower", "dress")), progress=False)
 
     def worn_labels(stem: str) -> set:
         warp = np.load(tmp_path / "test" / "gt-warp" / f"{stem}.npy")

@@ -67,13 +67,13 @@ def _fraction(value: str) -> float:
 
 
 def _categories(value: str) -> tuple[str, ...]:
-    from viton_tf.config import CATEGORY_LABELS
+    from viton_tf.config import CATEGORIES, CATEGORY_NAMES
 
     names = tuple(name.strip() for name in value.split(",") if name.strip())
-    unknown = [name for name in names if name not in CATEGORY_LABELS]
+    unknown = [name for name in names if name not in CATEGORIES]
     if unknown or not names:
         raise argparse.ArgumentTypeError(
-            f"unknown categories {unknown}; choose from {sorted(CATEGORY_LABELS)}")
+            f"unknown categories {unknown}; choose from {', '.join(CATEGORY_NAMES)}")
     return names
 
 
@@ -220,7 +220,7 @@ def _add_synth(sub) -> None:
     p.add_argument("--test-fraction", type=_fraction, default=SynthConfig.test_fraction,
                    help="share of pairs in the test split")
     p.add_argument("--categories", type=_categories, default=SynthConfig.categories,
-                   help="comma-separated garment categories: upper,lower,full")
+                   help="comma-separated garment categories: upper,lower,dress")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_synth)
 

@@ -59,12 +59,52 @@ COCO18 = (
 # BODY_25 index of each COCO-18 joint (BODY_25 adds mid-hip 8 and the feet 19-24).
 BODY25_TO_COCO18 = (0, 1, 2, 3, 4, 5, 6, 7, 9, 10, 11, 12, 13, 14, 15, 16, 17, 18)
 
-# The garment categories of the synthetic world and the parse labels each one wears.
-CATEGORY_LABELS = {
-    "upper": (LIP.UPPER_CLOTHES,),
-    "lower": (LIP.PANTS, LIP.SKIRT),
-    "full": (LIP.DRESS,),
-}
+# Parse labels the paper's representation keeps as the person's own (utils.py:59-63: hat, hair, sunglasses, face).
+FACE_HAIR_LABELS = (LIP.HAT, LIP.HAIR, LIP.SUNGLASSES, LIP.FACE)
+
+
+@dataclass(frozen=True)
+class Category:
+    """A garment category (DeepFashion's upper-body, lower-body and full-body clothes; DressCode's upper_body,
+    lower_body and dresses), as LIP labels of the person wearing it."""
+
+    name: str
+    garment_labels: tuple[int, ...]  # the worn garments a try-on of this kind replaces
+    skin_labels: tuple[int, ...]  # body parts the new garment may cover or expose
+    kept_labels: tuple[int, ...]  # the person's own: shown to the networks as they are, never repainted
+
+
+_ALL_LABELS = frozenset(range(20))
+_UPPER_GARMENT = (LIP.UPPER_CLOTHES, LIP.COAT)
+_LOWER_GARMENT = (LIP.PANTS, LIP.SKIRT)
+_ARMS_NECK = (LIP.NECK, LIP.LEFT_ARM, LIP.RIGHT_ARM)
+_LEGS = (LIP.LEFT_LEG, LIP.RIGHT_LEG)
+
+
+def _rest(*taken: tuple[int, ...]) -> tuple[int, ...]:
+    """Every label but the background and `taken`."""
+    return tuple(sorted(_ALL_LABELS - {LIP.BACKGROUND} - {label for labels in taken for label in labels}))
+
+
+# For an upper-body try-on the trousers stay, for a lower-body one the top, arms, face and hair; a dress
+# replaces whatever the person wears on top and below. The upper category keeps only face and hair in the
+# representation, as the paper does (so the networks redraw the rest of the person); the others keep all they
+# do not replace (as DressCode's and VITON-HD's agnostic maps do), so a network never redraws the top of a
+# lower-body try-on.
+CATEGORIES: dict[str, Category] = {category.name: category for category in (
+    Category("upper", _UPPER_GARMENT, _ARMS_NECK, FACE_HAIR_LABELS),
+    Category("lower", _LOWER_GARMENT, _LEGS, _rest(_LOWER_GARMENT, _LEGS, (LIP.DRESS,))),
+    Category("dress", _UPPER_GARMENT + (LIP.DRESS,) + _LOWER_GARMENT, _ARMS_NECK + _LEGS,
+             _rest(_UPPER_GARMENT, (LIP.DRESS,), _LOWER_GARMENT, _ARMS_NECK, _LEGS)),
+)}
+CATEGORY_NAMES = tuple(CATEGORIES)
+
+
+def category(name: str) -> Category:
+    """The category called `name`; an unknown name is an error listing the three."""
+    if name not in CATEGORIES:
+        raise UserError(f"category {name!r}: unknown (choose from {', '.join(CATEGORY_NAMES)})")
+    return CATEGORIES[name]
 
 
 @dataclass(frozen=True)
@@ -81,7 +121,7 @@ class RepresentationConfig:
     body_shape_height: int = 16
     body_shape_width: int = 12
     # utils.py:59-63: "skin" (kept identity) = hat, hair, sunglasses, face.
-    face_hair_labels: tuple[int, ...] = (LIP.HAT, LIP.HAIR, LIP.SUNGLASSES, LIP.FACE)
+    face_hair_labels: tuple[int, ...] = FACE_HAIR_LABELS
 
     @property
     def channels(self) -> int:

@@ -28,12 +28,12 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import BODY25_TO_COCO18, CATEGORY_LABELS, HEIGHT, LIP, WIDTH, DataConfig
+from viton_tf.config import BODY25_TO_COCO18, CATEGORIES, CATEGORY_NAMES, HEIGHT, LIP, WIDTH, DataConfig
 from viton_tf.errors import UserError
 
 LAYOUTS = ("vitonhd", "cpvton", "original")
-# Keys of every example, with their dtypes (names are tf.string).
-FEATURES = ("person", "cloth", "cloth_mask", "parsing", "keypoints", "person_name", "cloth_name")
+# Keys of every example, with their dtypes (names and the category are tf.string).
+FEATURES = ("person", "cloth", "cloth_mask", "parsing", "keypoints", "person_name", "cloth_name", "category")
 
 _PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
@@ -46,6 +46,7 @@ class Pair:
     cloth: str
     line: str  # "line 3 of DIR/train_pairs.txt: '000001_0.jpg 000001_1.jpg'"
     files: dict
+    category: str = "upper"  # the garment's (config.CATEGORIES)
 
 
 # --- layouts ----------------------------------------------------------------------------
@@ -67,21 +68,33 @@ def detect_layout(root: Path) -> str:
 
 # The parse labels of the worn upper garment in each layout: upper clothes, dress and coat, as VITON-HD's
 # and CP-VTON's data loaders count them (LIP ids; VITON's segment maps use the same). The synthetic world
-# records its categories in meta.json; CATEGORY_LABELS says which labels each one paints.
+# paints its tops as upper clothes (and its other categories with their own labels: config.CATEGORIES).
 UPPER_WEAR = (LIP.UPPER_CLOTHES, LIP.DRESS, LIP.COAT)
 
 
 def layout_garment_labels(root: Path) -> tuple[int, ...]:
-    """The garment labels of a dataset folder: its layout's, or the synthetic world's categories'."""
-    meta = Path(root) / "meta.json"
-    if meta.is_file():
-        try:
-            categories = json.loads(meta.read_text())["categories"]
-            return tuple(sorted({label for name in categories for label in CATEGORY_LABELS[name]}))
-        except (ValueError, KeyError, TypeError) as error:
-            raise UserError(f"{meta}: not a synthetic world's meta.json with known 'categories' ({error})") from None
+    """The labels of the upper garment in a dataset folder (DataConfig.garment_labels): its layout's, or the
+    synthetic world's."""
+    if (Path(root) / "meta.json").is_file():
+        synthetic_categories(root)
+        return (LIP.UPPER_CLOTHES,)
     detect_layout(root)
     return UPPER_WEAR
+
+
+def synthetic_categories(root: Path) -> dict[str, str]:
+    """A synthetic world's category of each person (stem -> name), from its meta.json; {} for a world written
+    before categories were recorded (all upper)."""
+    meta = Path(root) / "meta.json"
+    try:
+        content = json.loads(meta.read_text())
+        category_of = content.get("category_of", {})
+        unknown = sorted({name for name in list(category_of.values()) + content["categories"]} - set(CATEGORIES))
+    except (ValueError, KeyError, TypeError, AttributeError) as error:
+        raise UserError(f"{meta}: not a synthetic world's meta.json with known 'categories' ({error})") from None
+    if unknown:
+        raise UserError(f"{meta}: unknown categories {unknown} (known: {', '.join(CATEGORY_NAMES)})")
+    return category_of
 
 
 def pairs_path(root: Path, layout: str, split: str) -> Path:
@@ -143,6 +156,7 @@ def _read_pairs(root: Path, layout: str, split: str, pairs_file, paired, skip_ba
     path = Path(pairs_file) if pairs_file else pairs_path(root, layout, split)
     if not path.is_file():
         raise UserError(f"{path}: pairs file not found (lines 'person.jpg cloth.jpg')")
+    category_of = synthetic_categories(root) if (Path(root) / "meta.json").is_file() else {}
     pairs, bad = [], []
     for line, person, cloth in pair_lines(path):
         cloth = _own_cloth(layout, person) if paired else cloth
@@ -154,7 +168,7 @@ def _read_pairs(root: Path, layout: str, split: str, pairs_file, paired, skip_ba
                 raise UserError(message)
             bad.append(message)
             continue
-        pairs.append(Pair(person, cloth, line, files))
+        pairs.append(Pair(person, cloth, line, files, category_of.get(Path(person).stem, "upper")))
     return pairs, bad
 
 
@@ -450,6 +464,7 @@ def decode_row(row: dict, height: int, width: int, with_mask_files: bool,
         "keypoints": tf.ensure_shape(row["keypoints"] * scale, [18, 3]),
         "person_name": row["person_name"],
         "cloth_name": row["cloth_name"],
+        "category": row["category"],
     }
 
 
@@ -507,7 +522,8 @@ def _table(pairs: list[Pair], converted: list[tuple[np.ndarray, str]]) -> PairTa
         "keypoints": np.stack([keypoints for keypoints, _ in converted]).astype(np.float32),
         "line": np.array([p.line for p in pairs]),
         "person_name": np.array([p.person for p in pairs]),
-        "cloth_name": np.array([p.cloth for p in pairs])})
+        "cloth_name": np.array([p.cloth for p in pairs]),
+        "category": np.array([p.category for p in pairs])})
 
 
 def load_example(root, person_name: str, cloth_name: str, layout: str = "auto", split: str = "train",
@@ -516,7 +532,9 @@ def load_example(root, person_name: str, cloth_name: str, layout: str = "auto", 
     root = _check_root(root)
     layout = detect_layout(root) if layout == "auto" else _check_layout(layout)
     files = layout_files(root, layout, split, person_name, cloth_name)
-    pair = Pair(person_name, cloth_name, f"pair '{person_name} {cloth_name}'", files)
+    category_of = synthetic_categories(root) if (root / "meta.json").is_file() else {}
+    pair = Pair(person_name, cloth_name, f"pair '{person_name} {cloth_name}'", files,
+                category_of.get(Path(person_name).stem, "upper"))
     return _decode_one(pair, height, width, DataConfig.cloth_foreground_threshold)
 
 

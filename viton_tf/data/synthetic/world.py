@@ -9,7 +9,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import CATEGORY_LABELS, SynthConfig
+from viton_tf.config import CATEGORIES, CATEGORY_NAMES, SynthConfig
 from viton_tf.data.synthetic.bodies import _keypoints, _sample_body
 from viton_tf.data.synthetic.garments import _sample_lower, _sample_upper
 from viton_tf.data.synthetic.geometry import _Grid
@@ -43,9 +43,9 @@ def _validate(out: Path, config: SynthConfig) -> None:
     if not 1 <= config.jpeg_quality <= 100:
         raise UserError(f"SynthConfig.jpeg_quality: expected 1..100, got {config.jpeg_quality!r}")
     categories = tuple(config.categories) if not isinstance(config.categories, str) else (config.categories,)
-    unknown = [c for c in categories if c not in CATEGORY_LABELS]
+    unknown = [c for c in categories if c not in CATEGORIES]
     if unknown or not categories:
-        raise UserError(f"SynthConfig.categories: unknown {unknown or 'empty'}; choose from {sorted(CATEGORY_LABELS)}")
+        raise UserError(f"SynthConfig.categories: unknown {unknown or 'empty'}; choose from {', '.join(CATEGORY_NAMES)}")
 
 
 def count_test_pairs(config: SynthConfig) -> int:
@@ -77,7 +77,7 @@ def _world_item(config: SynthConfig, index: int, category: str, grid: _Grid):
     rng = np.random.default_rng([config.seed, index, 1])
     if category == "upper":
         garment = _sample_upper(rng, grid, "top", config.neck_label_probability)
-    elif category == "full":
+    elif category == "dress":
         garment = _sample_upper(rng, grid, "dress", config.neck_label_probability)
     else:
         garment = _sample_lower(rng, grid)
@@ -185,5 +185,7 @@ def write_world(out: Path | str, config: SynthConfig, progress: bool = True) -> 
     (out / "train_pairs.txt").write_text("".join(f"{s}.jpg {s}.jpg\n" for s in stems[:n_train]))
     (out / "test_pairs.txt").write_text(
         "".join(f"{stems[p]}.jpg {stems[c]}.jpg\n" for p, c in test_pairs))
+    # Each person's category (readers.pair_table reads it: the VITON-HD layout has no place for it).
     _write_json(out / "meta.json", {"height": height, "width": width, "seed": config.seed,
-                                    "categories": list(categories), "pairs": config.pairs, "version": VERSION})
+                                    "categories": list(categories), "pairs": config.pairs, "version": VERSION,
+                                    "category_of": dict(zip(stems, category_of))})
