@@ -61,22 +61,35 @@ def example_request(data: Path | None, work: Path, height: int, width: int) -> d
             "keypoints": read_keypoints_json(files["keypoints"])[None]}
 
 
+def category_request(inputs: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+    """serving_category's inputs: the example once per category (upper, lower, dress) and upper again, a batch
+    of 4 (an allowed batch size of serving/batching.config)."""
+    from viton_tf.config import CATEGORY_NAMES
+
+    names = CATEGORY_NAMES + ("upper",)
+    repeated = {name: np.repeat(value, len(names), axis=0) for name, value in inputs.items()}
+    return {**repeated, "category": np.array([name.encode() for name in names], dtype=object)}
+
+
 def write_warmup(version_dir: Path, inputs: dict[str, np.ndarray], model_name: str,
                  batch_sizes: tuple[int, ...] = WARMUP_BATCH_SIZES) -> None:
-    """TF Serving's warm-up file: a TFRecord of PredictionLog, one Predict request per batch size
-    (the example repeated; the first record is the example as given)."""
+    """TF Serving's warm-up file: a TFRecord of PredictionLog, one serving_default request per batch size
+    (the example repeated; the first record is the example as given), then one serving_category request
+    (category_request: the last record)."""
     import tensorflow as tf
     from tensorflow_serving.apis import predict_pb2, prediction_log_pb2
 
     path = version_dir / WARMUP_FILE
     path.parent.mkdir(parents=True, exist_ok=True)
+    requests = [("serving_default", {name: np.repeat(value, size, axis=0) for name, value in inputs.items()})
+                for size in batch_sizes] + [("serving_category", category_request(inputs))]
     with tf.io.TFRecordWriter(str(path)) as writer:
-        for size in batch_sizes:
+        for signature, tensors in requests:
             request = predict_pb2.PredictRequest()
             request.model_spec.name = model_name
-            request.model_spec.signature_name = "serving_default"
-            for name, value in inputs.items():
-                request.inputs[name].CopyFrom(tf.make_tensor_proto(np.repeat(value, size, axis=0)))
+            request.model_spec.signature_name = signature
+            for name, value in tensors.items():
+                request.inputs[name].CopyFrom(tf.make_tensor_proto(value))
             log = prediction_log_pb2.PredictionLog(predict_log=prediction_log_pb2.PredictLog(request=request))
             writer.write(log.SerializeToString())
 
@@ -105,25 +118,34 @@ def run_as_tf_serving(version_dir: Path, work: Path) -> dict[str, np.ndarray]:
         return {key: answers[key] for key in answers.files}
 
 
-def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path, xla: bool = False) -> None:
-    """Run `version_dir` as TF Serving does and compare its first warm-up answer with `expected`."""
+def validate(version_dir: Path, expected: dict[str, np.ndarray], work: Path, xla: bool = False,
+             expected_category: dict[str, np.ndarray] | None = None) -> None:
+    """Run `version_dir` as TF Serving does and compare its first warm-up answer with `expected` (and its
+    last, serving_category's, with `expected_category`)."""
     answers = run_as_tf_serving(version_dir, work)
     compiled = json.loads(str(answers["must_compile"]))
     if compiled and not xla:
         raise UserError(f"{version_dir}: not published: {len(compiled)} must-compile (XLA) functions, which "
                         f"stock TF Serving refuses ({compiled[0]}, ...)")
-    fresh = {"tryon": answers["0/tryon_png_bytes:pixels"], "warped_cloth": answers["0/warped_cloth"],
-             "composition_mask": answers["0/composition_mask"]}
+    _compare(version_dir, answers, "0", expected, xla)
+    if expected_category is not None:
+        last = str(len(WARMUP_BATCH_SIZES))
+        _compare(version_dir, answers, last, expected_category, xla, " (serving_category)")
+
+
+def _compare(version_dir: Path, answers: dict, record: str, expected: dict, xla: bool, what: str = "") -> None:
+    fresh = {"tryon": answers[f"{record}/tryon_png_bytes:pixels"], "warped_cloth": answers[f"{record}/warped_cloth"],
+             "composition_mask": answers[f"{record}/composition_mask"]}
     for name, tolerance in TOLERANCE.items():
         if xla and name != "tryon":  # XLA fuses differently when TF1's session compiles the same graph
             tolerance *= XLA_TOLERANCE_FACTOR
         if fresh[name].shape != expected[name].shape:
-            raise UserError(f"{version_dir}: not published: '{name}' has shape {fresh[name].shape} in a fresh "
-                            f"process, {expected[name].shape} in this one")
+            raise UserError(f"{version_dir}: not published: '{name}'{what} has shape {fresh[name].shape} in a "
+                            f"fresh process, {expected[name].shape} in this one")
         difference = float(np.abs(fresh[name].astype(np.float64) - expected[name]).max())
         if not difference <= tolerance:
-            raise UserError(f"{version_dir}: not published: '{name}' differs from the in-process output by "
-                            f"{difference:.3g} (tolerance {tolerance})")
+            raise UserError(f"{version_dir}: not published: '{name}'{what} differs from the in-process output "
+                            f"by {difference:.3g} (tolerance {tolerance})")
 
 
 def export(run: Path | None, base: Path, version: int, data: Path | None = None,
@@ -147,13 +169,15 @@ def export(run: Path | None, base: Path, version: int, data: Path | None = None,
     try:
         inputs = example_request(data, work, module.height, module.width)
         expected = served_outputs(module.serving_default(**{k: tf.constant(v) for k, v in inputs.items()}))
+        expected_category = served_outputs(module.serving_category(
+            **{k: tf.constant(v) for k, v in category_request(inputs).items()}))
         config = Path(run) / "config.json" if run is not None else work / "config.json"
         if run is None:  # a method without a run folder (layout, nonparametric): its defaults
             config.write_text(json.dumps({"method": module.method}, indent=2) + "\n")
         module.config_file = tf.saved_model.Asset(str(config))  # -> assets/config.json
         tf.saved_model.save(module, str(staging), signatures=module.signatures())
         write_warmup(staging, inputs, model_name)
-        validate(staging, expected, work, xla)
+        validate(staging, expected, work, xla, expected_category)
         os.chmod(staging, 0o755)  # mkdtemp made it private; servers may run as another user
         os.rename(staging, final)  # atomic: a polling server sees all of the version or none
     except BaseException:

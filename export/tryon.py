@@ -90,6 +90,20 @@ def prepared_request(person: Path, cloth: Path, height: int, width: int, work: P
             "keypoints": keypoints[None].astype(np.float32)}
 
 
+def garment_category(prepared: Path, cloth: Path, given: str | None) -> str:
+    """The category to try on: the one given, else guessed from the product's mask shape (printed)."""
+    if given is not None:
+        return given
+    import cv2
+
+    from viton_tf.data.cloth_mask import product_category
+
+    mask = cv2.imread(str(Path(prepared) / "test" / "cloth-mask" / f"{Path(cloth).stem}.jpg"), cv2.IMREAD_GRAYSCALE)
+    name, reason = product_category(mask > 127)
+    print(f"category: {name}, guessed from {Path(cloth).name}'s shape ({reason}); pass --category to choose")
+    return name
+
+
 def check_writable(out: Path) -> None:
     """Fail before any work when OUT cannot be written (its folder is made if missing)."""
     out = Path(out)
@@ -104,6 +118,7 @@ def check_writable(out: Path) -> None:
 
 
 def run_tryon(args) -> int:
+    import numpy as np
     import tensorflow as tf
 
     check_writable(args.out)
@@ -116,26 +131,33 @@ def run_tryon(args) -> int:
                                 "--method layout and --method nonparametric need no weights")
             version = find_version(args.model)
             model = tf.saved_model.load(str(version))
-            serve = model.signatures["serving_default"]
+            if "serving_category" not in model.signatures:  # exported before categories: upper only
+                if args.category not in (None, "upper"):
+                    raise UserError(f"--model {version}: exported before categories (no serving_category "
+                                    f"signature): it tries on upper-body garments only, not {args.category}")
+                args.category = "upper"
+            serve = model.signatures.get("serving_category", model.signatures["serving_default"])
             height, width = serve.structured_outputs["warped_cloth"].shape[1:3]
             print(f"viton: weights of {version} ({describe_training(version / 'assets' / 'config.json')})")
         elif args.method == "layout":
             from viton_tf.config import HEIGHT, WIDTH
-            from viton_tf.layout import WEIGHTS, load_layout_net
+            from viton_tf.layout import load_layout_nets, weights_path
             from viton_tf.tryon import TryOnModule
 
             height, width, full_resolution = HEIGHT, WIDTH, True
-            serve = TryOnModule(height, width, method="layout", layout_net=load_layout_net()).serving_default
-            print(f"layout: the shipped layout network ({WEIGHTS.name}, trained on the synthetic world), "
+            serve = TryOnModule(height, width, method="layout", layout_nets=load_layout_nets()).serving_category
+            print("layout: the shipped layout networks (one per category, trained on the synthetic world), "
                   "the person's own pixels outside the changed region")
         else:
             from viton_tf.config import HEIGHT, WIDTH
             from viton_tf.tryon import TryOnModule
 
             height, width = HEIGHT, WIDTH
-            serve = TryOnModule(height, width, method="nonparametric").serving_default
+            serve = TryOnModule(height, width, method="nonparametric").serving_category
             print("nonparametric: shape-context TPS warp and paste, no trained weights")
         inputs = prepared_request(args.person, args.cloth, int(height), int(width), work, full_resolution)
+        if args.method != "viton" or "category" in serve.structured_input_signature[1]:
+            inputs["category"] = np.array([garment_category(work / "prepared", args.cloth, args.category)])
         try:
             outputs = serve(**{name: tf.constant(value) for name, value in inputs.items()})
         except tf.errors.InvalidArgumentError as error:

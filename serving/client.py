@@ -23,7 +23,8 @@ import numpy as np  # noqa: E402
 import tensorflow as tf  # noqa: E402
 from tensorflow_serving.apis import predict_pb2, prediction_service_pb2_grpc  # noqa: E402
 
-SIGNATURE = "serving_default"
+SIGNATURE = "serving_default"  # the upper-body try-on; the old exports' only one
+CATEGORY_SIGNATURE = "serving_category"  # the same inputs plus `category` ("upper", "lower" or "dress")
 PNG_OUTPUT = "tryon_png_bytes"  # "_bytes": TF Serving's REST sends it as {"b64": ...}
 OLD_PNG_OUTPUT = "tryon_png"  # the name in exports made before the rename
 MAX_MESSAGE_BYTES = 2**31 - 1
@@ -33,12 +34,17 @@ class ClientError(Exception):
     """A bad input file or a failed request, with a message naming it."""
 
 
+def signature_for(inputs: dict) -> str:
+    """serving_category when the request carries a category, else serving_default."""
+    return CATEGORY_SIGNATURE if "category" in inputs else SIGNATURE
+
+
 def predict_grpc(server: str, inputs: dict, model: str, version: int | None = None,
                  timeout: float = 120.0) -> dict[str, np.ndarray]:
     """One Predict call over gRPC, as tensorflow_serving/example/*_client.py do it."""
     request = predict_pb2.PredictRequest()
     request.model_spec.name = model
-    request.model_spec.signature_name = SIGNATURE
+    request.model_spec.signature_name = signature_for(inputs)
     if version is not None:
         request.model_spec.version.value = version
     for name, value in inputs.items():
@@ -64,7 +70,7 @@ def predict_rest(server: str, inputs: dict, model: str, version: int | None = No
     batch = len(next(iter(inputs.values())))
     instances = [{name: jsonable(value[i]) for name, value in inputs.items()} for i in range(batch)]
     url = f"http://{server}/v1/models/{model}" + (f"/versions/{version}" if version else "") + ":predict"
-    body = json.dumps({"signature_name": SIGNATURE, "instances": instances}).encode()
+    body = json.dumps({"signature_name": signature_for(inputs), "instances": instances}).encode()
     request = urllib.request.Request(url, data=body, headers={"Content-Type": "application/json"})
     try:
         with urllib.request.urlopen(request, timeout=timeout) as answer:

@@ -46,12 +46,16 @@ def test_export_writes_a_tf_serving_version(exported, trained_run):
     assert json.loads((version / "assets" / "config.json").read_text()) == \
         json.loads((trained_run / "config.json").read_text())
     records = list(tf.data.TFRecordDataset(str(version / "assets.extra" / "tf_serving_warmup_requests")))
-    sizes = [prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
-             .inputs["keypoints"].tensor_shape.dim[0].size for record in records]
-    assert sizes == [1, 2, 4, 8]  # one per allowed batch size of serving/batching.config
+    requests = [prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request for record in records]
+    sizes = [request.inputs["keypoints"].tensor_shape.dim[0].size for request in requests]
+    assert sizes == [1, 2, 4, 8, 4]  # allowed batch sizes of serving/batching.config, then one per category
+    assert [request.model_spec.signature_name for request in requests] == ["serving_default"] * 4 + [
+        "serving_category"]
+    assert tf.make_ndarray(requests[-1].inputs["category"]).tolist() == [b"upper", b"lower", b"dress", b"upper"]
     shown = subprocess.run([str(REPO / ".venv/bin/saved_model_cli"), "show", "--all", "--dir", str(version)],
                            capture_output=True, text=True, check=True).stdout
-    assert "signature_def['serving_default']" in shown and "signature_def['tryon_tensors']" in shown
+    for signature in ("serving_default", "serving_category", "tryon_tensors"):
+        assert f"signature_def['{signature}']" in shown
     for name in ("person_image", "cloth_image", "parse_image", "keypoints", "tryon_png_bytes", "warped_cloth",
                  "composition_mask", "parsing", "cloth_mask", "garment_mask", "coarse_person"):
         assert f"['{name}']" in shown, name
@@ -85,7 +89,13 @@ def test_served_answer_equals_in_process_answer(exported, trained_run, synthetic
         assert run_client(args, inputs) == 0
         written = tf.io.decode_png((tmp_path / "tryon.png").read_bytes()).numpy()
         assert written.shape == (64, 48, 3) and np.abs(written - local_png).max() <= 1
-        assert "viton:1: available (4 warm-up requests replayed)" in server.log.read_text()
+        assert "viton:1: available (5 warm-up requests replayed)" in server.log.read_text()
+        # serving_category (the request carries a category): the served lower-body answer is the in-process one.
+        lower = {**inputs, "category": np.array([b"lower"], dtype=object)}
+        served = predict_grpc(f"localhost:{server.grpc_port}", lower, "viton")
+        expected = module.serving_category(**{name: tf.constant(value) for name, value in lower.items()})
+        assert bytes(served["tryon_png_bytes"][0]) == expected["tryon_png_bytes"].numpy()[0]
+        assert served["category"].tolist() == [b"lower"]
         # A small JPEG whose header claims 20000x20000 is refused from its header: nothing is decoded.
         rss = lambda: int(next(line for line in open(f"/proc/{server.process.pid}/status")
                                if line.startswith("VmRSS")).split()[1]) // 1024
@@ -168,17 +178,18 @@ def test_tf_servings_session_path_replays_the_warmup_and_answers_as_tf_saved_mod
     version = request.getfixturevalue(model) / "1"
     answers = _session_answers(version, tmp_path)
     assert json.loads(str(answers["must_compile"])) == []  # stock TF Serving runs it without XLA flags
-    serve = tf.saved_model.load(str(version)).signatures["serving_default"]
+    signatures = tf.saved_model.load(str(version)).signatures
     records = list(tf.data.TFRecordDataset(str(version / "assets.extra" / "tf_serving_warmup_requests")))
-    assert len(records) == 4
+    assert len(records) == 5  # serving_default at each batch size, then serving_category
     for index, record in enumerate(records):
         request_proto = prediction_log_pb2.PredictionLog.FromString(record.numpy()).predict_log.request
+        serve = signatures[request_proto.model_spec.signature_name]
         expected = serve(**{name: tf.constant(tf.make_ndarray(proto)) for name, proto in request_proto.inputs.items()})
         assert set(expected) == {key.split("/")[1] for key in answers if key.startswith(f"{index}/")
                                  and ":" not in key}
         for name, value in expected.items():
-            if name.endswith("_bytes"):
-                assert list(answers[f"{index}/{name}"]) == list(value.numpy())  # byte-identical PNGs
+            if name.endswith("_bytes") or value.dtype == tf.string:
+                assert list(answers[f"{index}/{name}"]) == list(value.numpy())  # byte-identical PNGs, names
             else:
                 np.testing.assert_allclose(answers[f"{index}/{name}"], value.numpy(), atol=1e-5, err_msg=name)
 

@@ -41,11 +41,11 @@ def prepared_real_pair(shared_data, tmp_path_factory):
 def test_the_layout_try_on_answers_at_the_photos_size_and_keeps_its_pixels_outside_the_change(prepared_real_pair):
     import tensorflow as tf
 
-    from viton_tf.layout import load_layout_net
+    from viton_tf.layout import load_layout_nets
     from viton_tf.tryon import TryOnModule, layout_tryon
 
     person, cloth, inputs = prepared_real_pair
-    module = TryOnModule(256, 192, method="layout", layout_net=load_layout_net())
+    module = TryOnModule(256, 192, method="layout", layout_nets=load_layout_nets())
     outputs = module.serving_default(**{name: tf.constant(value) for name, value in inputs.items()})
     result = tf.io.decode_png(outputs["tryon_png_bytes"][0]).numpy()
     photo = cv2.imread(str(person))[..., ::-1]
@@ -57,7 +57,7 @@ def test_the_layout_try_on_answers_at_the_photos_size_and_keeps_its_pixels_outsi
 
     scale = np.array([192 / 768, 256 / 1024, 1.0], np.float32)
     changed = layout_tryon(small_person, small_cloth, cloth_mask_from_photo(small_cloth), parsing,
-                           inputs["keypoints"] * scale, module.layout_net, module.warp,
+                           inputs["keypoints"] * scale, module.layout_nets, module.warp,
                            module.representation_config)["changed_mask"].numpy()[0, ..., 0]
     region = cv2.dilate(cv2.resize(changed, (768, 1024), interpolation=cv2.INTER_NEAREST), np.ones((9, 9)))
     differs = np.any(result != photo, axis=-1)
@@ -91,3 +91,53 @@ def test_the_layout_try_on_beats_the_paste_and_meets_its_targets_on_an_unseen_sy
         assert layout[higher] > paste[higher], (higher, layout, paste)
     for lower in ("l1", "remnant", "fringe"):
         assert layout[lower] < paste[lower], (lower, layout, paste)
+
+
+@pytest.fixture(scope="module")
+def mixed_world(tmp_path_factory):
+    """A small synthetic world with all three categories at 256x192 (product photos of each)."""
+    from viton_tf.config import SynthConfig
+    from viton_tf.data.synthetic import write_world
+
+    out = tmp_path_factory.mktemp("mixed")
+    write_world(out, SynthConfig(pairs=12, height=256, width=192, seed=5, categories=("upper", "lower", "dress")),
+                progress=False)
+    return out
+
+
+def test_a_lower_body_try_on_keeps_the_top_arms_face_and_hair_of_a_real_photo(prepared_real_pair, mixed_world):
+    """serving_category on a real photo: upper answers what serving_default answers, bit for bit; lower replaces
+    the trousers only (the top, arms, face and hair are the photo's own pixels); the category comes back."""
+    import json
+
+    import tensorflow as tf
+
+    from viton_tf.layout import load_layout_nets
+    from viton_tf.tryon import TryOnModule
+
+    person, _, inputs = prepared_real_pair
+    category_of = json.loads((mixed_world / "meta.json").read_text())["category_of"]
+    trousers = next(stem for stem, name in sorted(category_of.items()) if name == "lower")
+    split = "train" if (mixed_world / "train" / "cloth" / f"{trousers}.jpg").is_file() else "test"
+    product = (mixed_world / split / "cloth" / f"{trousers}.jpg").read_bytes()
+    module = TryOnModule(256, 192, method="layout", layout_nets=load_layout_nets())
+    batch = {name: tf.constant(np.concatenate([value, value])) for name, value in inputs.items()}
+    batch["cloth_image"] = tf.constant([inputs["cloth_image"][0], product])
+    outputs = module.serving_category(**batch, category=tf.constant(["upper", "lower"]))
+    assert [name.decode() for name in outputs["category"].numpy()] == ["upper", "lower"]
+    default = module.serving_default(**{name: tf.constant(value) for name, value in inputs.items()})
+    assert outputs["tryon_png_bytes"][0].numpy() == default["tryon_png_bytes"][0].numpy()
+
+    result = tf.io.decode_png(outputs["tryon_png_bytes"][1]).numpy()
+    photo = cv2.imread(str(person))[..., ::-1]
+    parsing = cv2.resize(tf.io.decode_png(inputs["parse_image"][0]).numpy()[..., 0], (768, 1024),
+                         interpolation=cv2.INTER_NEAREST)
+    differs = np.any(result != photo, axis=-1)
+    kept = cv2.erode(np.isin(parsing, (2, 5, 13, 14, 15)).astype(np.uint8), np.ones((9, 9))) > 0
+    trousers_worn = np.isin(parsing, (9, 12))
+    assert trousers_worn.sum() > 0.03 * parsing.size and kept.sum() > 0.1 * parsing.size
+    assert not differs[kept].any()  # top, arms, face and hair: the photo's own pixels
+    assert differs[trousers_worn].mean() > 0.5  # the trousers changed
+    with pytest.raises(tf.errors.InvalidArgumentError, match="upper, lower, dress"):
+        module.serving_category(**{name: tf.constant(value) for name, value in inputs.items()},
+                                category=tf.constant(["shoes"]))

@@ -24,7 +24,7 @@ def main() -> int:
     import tensorflow as tf
 
     from export.tryon import request_from_files
-    from viton_tf.layout import load_layout_net
+    from viton_tf.layout import load_layout_nets
     from viton_tf.tryon import TryOnModule
 
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
@@ -33,7 +33,7 @@ def main() -> int:
     parser.add_argument("--out", type=Path, required=True)
     args = parser.parse_args()
     split = args.prepared / "test"
-    module = TryOnModule(256, 192, method="layout", layout_net=load_layout_net())
+    module = TryOnModule(256, 192, method="layout", layout_nets=load_layout_nets())
     tile = lambda image: cv2.resize(image, (96, 128), interpolation=cv2.INTER_AREA)
     rows = []
     for person in sorted(p.stem for p in (args.real / "person").glob("*.jpg")):

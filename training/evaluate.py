@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from viton_tf import methods
-from viton_tf.config import ExperimentConfig, load_run_config
+from viton_tf.config import CATEGORY_NAMES, ExperimentConfig, load_run_config
 from viton_tf.data.codecs import from_uint8, to_uint8
 from viton_tf.errors import UserError
 
@@ -28,8 +28,12 @@ PAPER_IS = {"prgan": 2.688, "cagan": 2.981, "crn": 2.449, "encoder_decoder": 2.6
             "viton": 2.514}
 IMAGE_METRICS = ("ssim", "psnr", "l1", "garment_ssim")
 # Against the true unpaired image: the rendered garment region's IoU with the true one, the old garment
-# left where it should be gone, the product photo's white at the garment's edge (viton_tf.metrics).
-UNPAIRED_METRICS = ("garment_iou", "remnant", "fringe")
+# left where it should be gone, the product photo's white at the garment's edge, and the share of the pixels the
+# category keeps (face and hair; for a lower-body garment the top and arms too) that changed (viton_tf.metrics).
+UNPAIRED_METRICS = ("garment_iou", "remnant", "fringe", "kept_changed")
+# Per category (when a test split has more than one): the table's columns, (setting, metric).
+CATEGORY_COLUMNS = (("paired", "ssim"), ("unpaired", "ssim"), ("unpaired", "garment_iou"),
+                    ("unpaired", "kept_changed"), ("warp_iou", "unpaired"))
 FIGURE_ROWS = 8
 BATCH_SIZE = 8
 
@@ -46,16 +50,23 @@ class Run:
 
 @dataclass
 class Scores:
-    """Per-example values of one method, appended batch by batch."""
+    """Per-example values of one method and each example's category, appended batch by batch."""
 
     values: dict = field(default_factory=dict)
+    categories: dict = field(default_factory=dict)
 
-    def add(self, name: str, batch_values) -> None:
-        self.values.setdefault(name, []).extend(np.asarray(batch_values, np.float64).reshape(-1).tolist())
+    def add(self, name: str, batch_values, categories) -> None:
+        values = np.asarray(batch_values, np.float64).reshape(-1).tolist()
+        self.values.setdefault(name, []).extend(values)
+        self.categories.setdefault(name, []).extend(list(categories)[:len(values)])
 
-    def means(self, prefix: str = "") -> dict:
-        return {name[len(prefix):]: float(np.mean(v)) for name, v in self.values.items()
-                if name.startswith(prefix) and v}
+    def means(self, prefix: str = "", category: str | None = None) -> dict:
+        means = {}
+        for name, values in self.values.items():
+            chosen = [v for v, c in zip(values, self.categories[name]) if category in (None, c)]
+            if name.startswith(prefix) and chosen:
+                means[name[len(prefix):]] = float(np.mean(chosen))
+        return means
 
 
 # --- runs ---------------------------------------------------------------------------------------
@@ -112,6 +123,8 @@ def load_test_pairs(data: Path, split: str, height: int, width: int) -> list[dic
     for own, other in zip(read_pairs(data, layout, split, paired=True), read_pairs(data, layout, split)):
         paired = load_example(data, own.person, own.cloth, layout, split, height, width)
         unpaired = load_example(data, other.person, other.cloth, layout, split, height, width)
+        for example in (paired, unpaired):  # the readers' bytes -> the category's name
+            example["category"] = np.asarray(example["category"]).item().decode()
         stem = f"{Path(other.person).stem}__{Path(other.cloth).stem}"
         truth_image = Path(data) / split / "unpaired-image" / f"{stem}.jpg"
         truth_parse = Path(data) / split / "unpaired-parse" / f"{stem}.png"
@@ -130,9 +143,13 @@ def _stack(pairs: list[dict], setting: str) -> dict:
 
     from viton_tf.representation import person_representation
 
+    from viton_tf.representation import category_ids
+
     keys = ("person", "cloth", "cloth_mask", "parsing", "keypoints")
     batch = {key: tf.constant(np.stack([p[setting][key] for p in pairs])) for key in keys}
-    batch["representation"] = person_representation(batch["person"], batch["parsing"], batch["keypoints"])
+    batch["category"] = tf.constant([p[setting]["category"] for p in pairs])
+    batch["representation"] = person_representation(batch["person"], batch["parsing"], batch["keypoints"],
+                                                    category=category_ids(batch["category"]))
     batch["worn_cloth"] = tf.constant(np.stack([p["paired"]["cloth"] for p in pairs]))
     batch["worn_cloth_mask"] = tf.constant(np.stack([p["paired"]["cloth_mask"] for p in pairs]))
     return batch
@@ -193,20 +210,26 @@ class Inception:
 
 # --- evaluation -----------------------------------------------------------------------------------
 
-def _garment(parsing) -> "tf.Tensor":
-    from viton_tf.config import DataConfig
-    from viton_tf.representation import garment_mask
+def _garment(parsing, categories: list[str]) -> "tf.Tensor":
+    """The garment each example's category replaces (the synthetic world's labels: DataConfig's defaults)."""
+    from viton_tf.representation import category_ids, replaced_mask
 
-    return garment_mask(parsing, DataConfig().garment_labels)
+    return replaced_mask(parsing, category_ids(categories))
 
 
-def _image_metrics(scores: Scores, prefix: str, tryon, truth, truth_garment) -> None:
+def _kept(parsing, categories: list[str]) -> "tf.Tensor":
+    from viton_tf.representation import category_ids, category_mask, category_table
+
+    return category_mask(parsing, category_ids(categories), category_table("kept_labels"))
+
+
+def _image_metrics(scores: Scores, prefix: str, tryon, truth, truth_garment, categories) -> None:
     from viton_tf import metrics
 
-    scores.add(prefix + "ssim", metrics.ssim(tryon, truth))
-    scores.add(prefix + "psnr", metrics.psnr(tryon, truth))
-    scores.add(prefix + "l1", metrics.l1(tryon, truth))
-    scores.add(prefix + "garment_ssim", metrics.ssim(tryon, truth, truth_garment))
+    scores.add(prefix + "ssim", metrics.ssim(tryon, truth), categories)
+    scores.add(prefix + "psnr", metrics.psnr(tryon, truth), categories)
+    scores.add(prefix + "l1", metrics.l1(tryon, truth), categories)
+    scores.add(prefix + "garment_ssim", metrics.ssim(tryon, truth, truth_garment), categories)
 
 
 def evaluate_method(predict, pairs: list[dict], inception: Inception | None, progress) -> tuple[dict, dict]:
@@ -219,32 +242,35 @@ def evaluate_method(predict, pairs: list[dict], inception: Inception | None, pro
     features, probabilities = [], []
     for start in range(0, len(pairs), BATCH_SIZE):
         chunk = pairs[start:start + BATCH_SIZE]
+        categories = [p["paired"]["category"] for p in chunk]
         paired = _stack(chunk, "paired")
         outputs = predict(paired)
-        truth_garment = _garment(paired["parsing"])
-        _image_metrics(scores, "paired/", outputs["tryon"], paired["person"], truth_garment)
+        truth_garment = _garment(paired["parsing"], categories)
+        _image_metrics(scores, "paired/", outputs["tryon"], paired["person"], truth_garment, categories)
         if "warped_mask" in outputs:
-            scores.add("warp_iou/paired", metrics.iou(outputs["warped_mask"], truth_garment))
+            scores.add("warp_iou/paired", metrics.iou(outputs["warped_mask"], truth_garment), categories)
 
         unpaired = _stack(chunk, "unpaired")
         outputs = predict(unpaired)
         tryon = np.asarray(outputs["tryon"])
         has_truth = [i for i, p in enumerate(chunk) if p["truth"] is not None]
         if has_truth:
+            chosen = [categories[i] for i in has_truth]
             truth = tf.constant(np.stack([chunk[i]["truth"] for i in has_truth]))
-            truth_garment = _garment(np.stack([chunk[i]["truth_parsing"] for i in has_truth]))
-            _image_metrics(scores, "unpaired/", tf.gather(tryon, has_truth), truth, truth_garment)
+            truth_garment = _garment(np.stack([chunk[i]["truth_parsing"] for i in has_truth]), chosen)
+            _image_metrics(scores, "unpaired/", tf.gather(tryon, has_truth), truth, truth_garment, chosen)
             result, person = tf.gather(tryon, has_truth), tf.gather(unpaired["person"], has_truth)
-            scores.add("unpaired/remnant", metrics.remnant(result, person, truth,
-                                                           tf.gather(_garment(unpaired["parsing"]), has_truth),
-                                                           truth_garment))
-            scores.add("unpaired/fringe", metrics.fringe(result, truth, truth_garment))
+            parsing = tf.gather(unpaired["parsing"], has_truth)
+            scores.add("unpaired/remnant", metrics.remnant(result, person, truth, _garment(parsing, chosen),
+                                                           truth_garment), chosen)
+            scores.add("unpaired/fringe", metrics.fringe(result, truth, truth_garment), chosen)
+            scores.add("unpaired/kept_changed", metrics.kept_changed(result, person, _kept(parsing, chosen)), chosen)
             if "garment_region" in outputs:
                 scores.add("unpaired/garment_iou", metrics.iou(tf.gather(outputs["garment_region"], has_truth),
-                                                               truth_garment))
+                                                               truth_garment), chosen)
             if "warped_mask" in outputs:
                 scores.add("warp_iou/unpaired", metrics.iou(tf.gather(outputs["warped_mask"], has_truth),
-                                                            truth_garment))
+                                                            truth_garment), chosen)
         for i, pair in enumerate(chunk):
             if start + i < FIGURE_ROWS:
                 figure[pair["name"]] = tryon[i]
@@ -256,6 +282,11 @@ def evaluate_method(predict, pairs: list[dict], inception: Inception | None, pro
 
     summary = {"paired": scores.means("paired/") or None, "unpaired": scores.means("unpaired/") or None,
                "warp_iou": scores.means("warp_iou/") or None}
+    present = {c for values in scores.categories.values() for c in values}
+    names = [name for name in CATEGORY_NAMES if name in present]
+    if len(names) > 1:
+        summary["categories"] = {name: {setting: scores.means(f"{setting}/", name) or None
+                                        for setting in ("paired", "unpaired", "warp_iou")} for name in names}
     if inception is None:
         summary["inception_score"] = summary["fid"] = NO_WEIGHTS
     else:
@@ -306,6 +337,18 @@ def write_markdown(path: Path, report: dict) -> None:
         cells.append("n/a" if not warp else " / ".join(_cell(warp.get(k)) for k in ("paired", "unpaired")))
         cells += [_cell(row["inception_score"]), _cell(row["fid"], 1), _cell(PAPER_IS.get(row["method"]))]
         lines.append("| " + " | ".join(cells) + " |")
+    categorised = {name: row for name, row in report["methods"].items() if row.get("categories")}
+    if categorised:
+        header = ["Method", "category"] + [f"{setting} {metric}".replace("_", " ").replace("iou", "IoU")
+                                           for setting, metric in CATEGORY_COLUMNS]
+        lines += ["", "Per category (kept changed: the share of the pixels the category keeps, face and hair, and "
+                  "for a lower-body garment the top and arms, that the try-on changed; 0 is the goal):", "",
+                  "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
+        for name, row in categorised.items():
+            for category, values in row["categories"].items():
+                cells = [_label(name, row["method"]), category]
+                cells += [_cell((values[setting] or {}).get(metric)) for setting, metric in CATEGORY_COLUMNS]
+                lines.append("| " + " | ".join(cells) + " |")
     lines += ["", "Paper IS: VITON (Han et al., CVPR 2018) Table 1 on its Zalando test set, not comparable in "
               "absolute value with IS on other images; IS and FID here need real Inception weights "
               "(`--inception-weights imagenet` or a path)."]

@@ -2,7 +2,7 @@
 
 Texture-free inputs, exact targets (viton_tf.layout.synthetic_examples); binary cross-entropy on the new
 garment's mask and the visible skin. The shipped weights (viton_tf/weights/layout.weights.h5) were made
-with the defaults: `viton-tf train-layout --out viton_tf/weights/layout.weights.h5`.
+with the defaults, one per category: `viton-tf train-layout --category upper|lower|dress --overwrite`.
 """
 from __future__ import annotations
 
@@ -13,8 +13,9 @@ from viton_tf.errors import UserError
 
 
 def train_layout(out: Path, examples: int = 768, steps: int = 1200, batch_size: int = 8, height: int = 256,
-                 width: int = 192, seed: int = 0, overwrite: bool = False, verbose: int = 2) -> dict:
-    """Train and write the layout weights to `out` (and `out`.json: the settings and the losses)."""
+                 width: int = 192, seed: int = 0, overwrite: bool = False, verbose: int = 2,
+                 garment: str = "upper") -> dict:
+    """Train and write a category's layout weights to `out` (and `out`.json: the settings and the losses)."""
     import keras
     import tensorflow as tf
 
@@ -26,7 +27,7 @@ def train_layout(out: Path, examples: int = 768, steps: int = 1200, batch_size: 
     if out.exists() and not overwrite:
         raise UserError(f"{out}: already exists; pass --overwrite to replace it")
     keras.utils.set_random_seed(seed)
-    data = synthetic_examples(examples, height, width, seed)
+    data = synthetic_examples(examples, height, width, seed, garment)
     representation = RepresentationConfig(height=height, width=width)
 
     def to_model(example):  # per batch, in the pipeline: the inputs of 768 examples would take GBs
@@ -48,7 +49,7 @@ def train_layout(out: Path, examples: int = 768, steps: int = 1200, batch_size: 
     partial = out.with_name(out.name + ".partial.weights.h5")
     network.save_weights(str(partial))
     partial.replace(out)  # never a half-written weights file
-    report = {"examples": examples, "held_out": held_out, "steps": steps, "batch_size": batch_size,
+    report = {"category": garment, "examples": examples, "held_out": held_out, "steps": steps, "batch_size": batch_size,
               "height": height, "width": width, "seed": seed,
               "loss": [round(v, 4) for v in history.history["loss"]],
               "val_loss": [round(v, 4) for v in history.history["val_loss"]]}
@@ -57,8 +58,11 @@ def train_layout(out: Path, examples: int = 768, steps: int = 1200, batch_size: 
 
 
 def run_train_layout(args) -> int:
-    report = train_layout(args.out, args.examples, args.steps, args.batch_size, seed=args.seed,
-                          overwrite=args.overwrite)
-    print(f"wrote {args.out}: loss {report['loss'][0]} -> {report['loss'][-1]}, "
+    from viton_tf.layout import weights_path
+
+    out = args.out or weights_path(args.category)
+    report = train_layout(out, args.examples, args.steps, args.batch_size, seed=args.seed,
+                          overwrite=args.overwrite, garment=args.category)
+    print(f"wrote {out}: loss {report['loss'][0]} -> {report['loss'][-1]}, "
           f"held-out {report['val_loss'][0]} -> {report['val_loss'][-1]}")
     return 0

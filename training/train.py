@@ -233,15 +233,18 @@ def _with_features(batches, job: TrainJob, names: bool = False):
     """The batches a training model reads: the representation and the masks computed per batch in TF ops."""
     import tensorflow as tf
 
-    from viton_tf.representation import garment_mask, label_mask, person_representation
+    from viton_tf.representation import batch_categories, label_mask, person_representation, replaced_mask
 
     def features(batch):
+        # One model for every category: each example's category decides what its representation keeps of the
+        # person and which garment is the mask target (upper: the paper's).
         extra = {"person_name": batch["person_name"]} if names else {}
+        category = batch_categories(batch)
         return {
             "person": batch["person"], "cloth": batch["cloth"], "cloth_mask": batch["cloth_mask"],
             "representation": person_representation(batch["person"], batch["parsing"], batch["keypoints"],
-                                                    job.representation),
-            "garment_mask": garment_mask(batch["parsing"], job.data.garment_labels),
+                                                    job.representation, category),
+            "garment_mask": replaced_mask(batch["parsing"], category, job.data, job.representation),
             "occluder_mask": label_mask(batch["parsing"], job.data.occluder_labels), **extra,
         }
 

@@ -20,7 +20,7 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import HEIGHT, WIDTH, DataConfig, WarpConfig, override, parse_overrides
+from viton_tf.config import CATEGORIES, CATEGORY_NAMES, HEIGHT, WIDTH, DataConfig, WarpConfig, override, parse_overrides
 from viton_tf.errors import UserError
 
 
@@ -37,8 +37,8 @@ def _size(root: Path, height: int | None, width: int | None) -> tuple[int, int]:
 def load_pairs(root, split: str = "test", height: int | None = None, width: int | None = None,
                data: DataConfig = DataConfig()):
     """(examples, layout, height, width): each example a dict of numpy arrays with the
-    product `cloth`, `cloth_mask`, the wearer's `person`, `garment_mask` and `occluder_mask`,
-    the `name`, and, where the synthetic world records them, `worn_mask` and `label` (dict or None)."""
+    product `cloth`, `cloth_mask`, the wearer's `person`, `garment_mask` (the garment of the pair's
+    category) and `occluder_mask`, the `name`, the `category`, and, where the synthetic world records them, `worn_mask` and `label` (dict or None)."""
     from viton_tf.data.readers import decode_files, detect_layout, read_pairs
 
     root = Path(root)
@@ -51,9 +51,10 @@ def load_pairs(root, split: str = "test", height: int | None = None, width: int 
     for pair in pairs:
         example = decode_files(pair.files, height, width)
         stem = Path(pair.cloth).stem
-        garment = np.isin(example["parsing"], data.garment_labels).astype(np.float32)[..., None]
+        labels = data.garment_labels if pair.category == "upper" else CATEGORIES[pair.category].garment_labels
+        garment = np.isin(example["parsing"], labels).astype(np.float32)[..., None]
         occluders = np.isin(example["parsing"], data.occluder_labels).astype(np.float32)[..., None]
-        item = {"name": f"{pair.person} {pair.cloth}", "cloth": example["cloth"],
+        item = {"name": f"{pair.person} {pair.cloth}", "category": pair.category, "cloth": example["cloth"],
                 "cloth_mask": example["cloth_mask"], "person": example["person"],
                 "garment_mask": garment, "occluder_mask": occluders, "worn_mask": None, "label": None}
         worn = root / split / "cloth-mask-worn" / f"{stem}.png"
@@ -281,7 +282,7 @@ def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_f
     # Without occluders every method gets an empty occluder mask.
     inputs = lambda e: (e["cloth"], e["cloth_mask"], e["garment_mask"],
                         e["occluder_mask"] if occluders else np.zeros_like(e["occluder_mask"]))
-    results = {}
+    results, per_category = {}, {}
     for name, method in (("warp", warp), ("bbox_affine", floor)):
         method(*inputs(examples[0]))  # warm-up: tracing, compiling
         ious, ssims, times = [], [], []
@@ -293,10 +294,16 @@ def evaluate_warp(root, split: str = "test", matcher: str = "sinkhorn", collar_f
             ious.append(_iou(warped_mask, example["garment_mask"]))
             ssims.append(float(ssim(warped[None], example["person"][None], example["garment_mask"][None])[0]))
         results[name] = _summary(ious, ssims, times)
+        for category in CATEGORY_NAMES:
+            chosen = [i for i, example in enumerate(examples) if example["category"] == category]
+            if chosen and len(chosen) < len(examples):
+                pick = lambda values: [values[i] for i in chosen]
+                per_category.setdefault(category, {"pairs": len(chosen)})[name] = _summary(
+                    pick(ious), pick(ssims), pick(times))
     report = {"data": str(root), "layout": layout, "split": split, "pairs": len(examples),
               "height": height, "width": width, "matcher": matcher, "collar_fix": collar_fix,
               "occluders": occluders, "warp_config": dataclasses.asdict(config),
-              **results["warp"], "bbox_affine": results["bbox_affine"],
+              **results["warp"], "bbox_affine": results["bbox_affine"], "categories": per_category,
               "cpus": len(os.sched_getaffinity(0))}
     report.update(measure_cloth_fixes(examples, height, width))
     return report
@@ -311,4 +318,7 @@ def run_warp_eval(args) -> int:
     keys = ("median_iou", "mean_iou", "ssim_in_garment", "ms_per_pair")
     print(f"{args.matcher}: " + ", ".join(f"{k} {report[k]:.3f}" for k in keys)
           + f"; bbox_affine median_iou {report['bbox_affine']['median_iou']:.3f} -> {args.out}")
+    for category, values in report["categories"].items():
+        print(f"  {category} ({values['pairs']} pairs): median_iou {values['warp']['median_iou']:.3f}, "
+              f"bbox_affine {values['bbox_affine']['median_iou']:.3f}")
     return 0

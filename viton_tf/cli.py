@@ -66,6 +66,14 @@ def _fraction(value: str) -> float:
     return number
 
 
+def _category(value: str) -> str:
+    from viton_tf.config import CATEGORIES, CATEGORY_NAMES
+
+    if value not in CATEGORIES:
+        raise argparse.ArgumentTypeError(f"unknown category {value!r}; choose from {', '.join(CATEGORY_NAMES)}")
+    return value
+
+
 def _categories(value: str) -> tuple[str, ...]:
     from viton_tf.config import CATEGORIES, CATEGORY_NAMES
 
@@ -161,19 +169,25 @@ def _client(args: argparse.Namespace) -> int:
     if (args.parse is None) != (args.keypoints is None):
         raise UserError("--parse and --keypoints go together: give both (a prepared photo) "
                         "or neither (the person photo is prepared here, as `viton-tf prepare` does)")
+    category = args.category
     if args.parse is None:  # the photo goes at its own size: the model resizes it, the layout answers at it
-        from export.tryon import prepared_request
+        from export.tryon import garment_category, prepared_request
         from viton_tf.config import HEIGHT, WIDTH
 
         work = Path(tempfile.mkdtemp(prefix="viton-client-"))
         try:
             inputs = prepared_request(args.person, args.cloth, HEIGHT, WIDTH, work, full_resolution=True)
+            category = garment_category(work / "prepared", args.cloth, category)
         finally:
             shutil.rmtree(work, ignore_errors=True)
     else:
         from export.tryon import request_from_files
 
         inputs = request_from_files(args.person, args.cloth, args.parse, args.keypoints)
+    if category not in (None, "upper"):  # upper goes to serving_default, which every export has
+        import numpy as np
+
+        inputs["category"] = np.array([category.encode()], dtype=object)
     return run_client(args, inputs)
 
 
@@ -296,7 +310,9 @@ def _add_warp_eval(sub) -> None:
 
 def _add_train_layout(sub) -> None:
     p = sub.add_parser("train-layout", help="train the real-photo try-on's layout network on the synthetic world")
-    p.add_argument("--out", type=Path, required=True, help="weights file to write (.weights.h5)")
+    p.add_argument("--category", type=_category, default="upper", help="upper, lower or dress")
+    p.add_argument("--out", type=Path, default=None,
+                   help="weights file to write (.weights.h5; default: the category's shipped weights)")
     p.add_argument("--examples", type=_positive_int, default=768)
     p.add_argument("--steps", type=_positive_int, default=1200)
     p.add_argument("--batch-size", type=_positive_int, default=8)
@@ -350,6 +366,10 @@ def _add_client(sub) -> None:
                         "the person photo is prepared here (pose and parsing, as `viton-tf prepare`)")
     p.add_argument("--parse", type=_existing_file, default=None, help="LIP parsing PNG of a prepared photo")
     p.add_argument("--out", type=Path, required=True, help="try-on PNG")
+    p.add_argument("--category", type=_category, default=None,
+                   help="upper, lower or dress (signature serving_category; upper goes to serving_default, which "
+                        "older exports have too); default: guessed from the product photo when it is prepared "
+                        "here, else upper")
     p.add_argument("--model", default="viton")
     p.add_argument("--version", type=_positive_int, default=None)
     p.add_argument("--rest", action="store_true", help="use the REST API instead of gRPC")
@@ -387,6 +407,9 @@ def _add_tryon(sub) -> None:
     p.add_argument("--method", default="layout", choices=methods.EXPORTABLE,
                    help="layout (default): the real-photo try-on, at the photo's own size; viton: an exported "
                         "model (--model); nonparametric: the paper's warp-and-paste")
+    p.add_argument("--category", type=_category, default=None,
+                   help="upper, lower or dress: the garment to replace (default: guessed from the product photo's "
+                        "shape, and printed)")
     p.set_defaults(handler=_tryon)
 
 

@@ -90,3 +90,12 @@ def fringe(tryon, truth, true_garment, white: float = 0.85) -> tf.Tensor:
     bad = boundary & near_white(tryon) & ~near_white(truth)
     count = tf.reduce_sum(tf.cast(boundary, tf.float32), axis=[1, 2])
     return tf.reduce_sum(tf.cast(bad, tf.float32), axis=[1, 2]) / tf.maximum(count, 1.0)
+
+
+def kept_changed(tryon, person, kept, tolerance: float = 3.0 / 255.0) -> tf.Tensor:
+    """Per example [B]: the share of the pixels a try-on must keep (`kept` [B, H, W, 1], e.g. the category's
+    kept labels) that moved by more than `tolerance` (1.5 of 255 levels in [-1, 1]); 0 when there are none."""
+    moved = tf.reduce_max(tf.abs(tf.convert_to_tensor(tryon, tf.float32) - person), axis=-1) > tolerance
+    kept = tf.convert_to_tensor(kept, tf.float32)[..., 0] > 0.5
+    count = tf.reduce_sum(tf.cast(kept, tf.float32), axis=[1, 2])
+    return tf.reduce_sum(tf.cast(kept & moved, tf.float32), axis=[1, 2]) / tf.maximum(count, 1.0)

@@ -83,6 +83,20 @@ def category_mask(parsing, category, table) -> tf.Tensor:
     return tf.gather(rows, tf.clip_by_value(tf.cast(parsing, tf.int32), 0, 255), batch_dims=1)[..., None]
 
 
+def replaced_mask(parsing, category=None, data: DataConfig = DataConfig(),
+                  representation: RepresentationConfig = RepresentationConfig()) -> tf.Tensor:
+    """[B, H, W, 1]: the worn garment a try-on of each example's category replaces (`category` [B] int32, see
+    category_ids; None: all upper, the dataset's garment_labels)."""
+    if category is None:
+        return garment_mask(parsing, data.garment_labels)
+    return category_mask(parsing, category, category_table("garment_labels", data, representation))
+
+
+def batch_categories(batch: dict):
+    """A reader's batch -> its categories as int32 [B] (category_ids), or None where it has none (all upper)."""
+    return category_ids(batch["category"]) if "category" in batch else None
+
+
 def person_representation(person, parsing, keypoints, config: RepresentationConfig = RepresentationConfig(),
                           category=None):
     """person [B, H, W, 3], parsing [B, H, W] (or [B, H, W, 1]), keypoints [B, 18, 3] ->

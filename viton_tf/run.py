@@ -84,11 +84,11 @@ def tryon_module(run: Path | None, method: str | None = None, precision: str = "
         raise UserError(f"precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
     representation = experiment.representation
     height, width = representation.height, representation.width
-    networks, layout_net = (None, None), None
+    networks, layout_nets = (None, None), None
     if method == "layout":
-        from viton_tf.layout import load_layout_net
+        from viton_tf.layout import load_layout_nets
 
-        layout_net = load_layout_net(height=height, width=width)
+        layout_nets = load_layout_nets(height, width)
     if method == "viton":
         policy = keras.mixed_precision.global_policy()
         keras.mixed_precision.set_global_policy(precision)
@@ -97,13 +97,13 @@ def tryon_module(run: Path | None, method: str | None = None, precision: str = "
         finally:
             keras.mixed_precision.set_global_policy(policy)
     return TryOnModule(height, width, method, *networks, representation, experiment.warp, experiment.data,
-                       xla=xla, layout_net=layout_net)
+                       xla=xla, layout_nets=layout_nets)
 
 
 def load_predictor(run: Path, method: str, experiment: ExperimentConfig, height: int, width: int):
     """A function batch -> {"tryon"[, "warped_mask"]} for a trained run; the batch has the readers' keys plus
     "representation" and "worn_cloth" (the product photo of the garment the person wears)."""
-    from viton_tf.representation import garment_mask, label_mask
+    from viton_tf.representation import batch_categories, label_mask, replaced_mask
     from viton_tf.tryon import make_warp, nonparametric_tryon, viton_forward
 
     run = Path(run)
@@ -114,20 +114,22 @@ def load_predictor(run: Path, method: str, experiment: ExperimentConfig, height:
     if method == "nonparametric":
         def paste(batch):
             outputs = nonparametric_tryon(batch["person"], batch["cloth"], batch["cloth_mask"],
-                                          garment_mask(batch["parsing"], data.garment_labels), occluders(batch),
+                                          replaced_mask(batch["parsing"], batch_categories(batch), data,
+                                                        experiment.representation), occluders(batch),
                                           warp=warp)
             return {**outputs, "garment_region": outputs["composition_mask"]}
 
         return paste
     if method == "layout":
-        from viton_tf.layout import load_layout_net
+        from viton_tf.layout import load_layout_nets
         from viton_tf.tryon import layout_tryon
 
-        layout_net = load_layout_net(height=height, width=width)
+        layout_nets = load_layout_nets(height, width)
 
         def lay_out(batch):
             outputs = layout_tryon(batch["person"], batch["cloth"], batch["cloth_mask"], batch["parsing"],
-                                   batch["keypoints"], layout_net, warp, experiment.representation)
+                                   batch["keypoints"], layout_nets, warp, experiment.representation,
+                                   batch_categories(batch), data)
             return {"tryon": outputs["tryon"], "warped_mask": outputs["composition_mask"],
                     "garment_region": outputs["composition_mask"]}
 

@@ -15,11 +15,11 @@ import types
 
 import tensorflow as tf
 
-from viton_tf.config import LIP, DataConfig, RepresentationConfig, WarpConfig
+from viton_tf.config import CATEGORIES, CATEGORY_NAMES, LIP, DataConfig, RepresentationConfig, WarpConfig
 from viton_tf.data.cloth_mask import cloth_mask_from_photo
 from viton_tf.data.codecs import decode_parsing, decode_photo, from_uint8, image_size, resize_photo, to_uint8
 from viton_tf.methods import EXPORTABLE as METHODS
-from viton_tf.representation import garment_mask, label_mask, person_representation
+from viton_tf.representation import category_ids, category_mask, category_table, label_mask, person_representation
 from viton_tf.warp.shape_context import warp_cloth
 
 PRECISIONS = ("float32", "bfloat16")
@@ -95,9 +95,8 @@ def nonparametric_tryon(person, cloth, cloth_mask, target_mask, occluder_mask=No
             "warped_cloth": warped_cloth, "warped_mask": warped_mask, "composition_mask": composition_mask}
 
 
-# What the real-photo try-on never repaints: face, hair, hat, sunglasses (and everything it does not change).
-KEPT_LABELS = (LIP.HAT, LIP.HAIR, LIP.SUNGLASSES, LIP.FACE)
-SKIN_SOURCE_LABELS = (LIP.NECK, LIP.LEFT_ARM, LIP.RIGHT_ARM)
+# What the real-photo try-on never repaints is each category's kept labels (config.CATEGORIES: face and hair,
+# and for a lower-body garment the top, arms and the rest above it); its skin labels are where new skin may go.
 # An arm-labelled pixel farther than this from the face's median colour ([-1, 1] RGB, ~57 levels) is a sleeve.
 SKIN_COLOUR_DISTANCE = 0.45
 # The layout's garment probability is cut lower than G_C's: its misses show the background at the garment's
@@ -155,36 +154,169 @@ def _smooth_outline(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
     return level * level * (3.0 - 2.0 * level)
 
 
-def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp,
-                 representation: RepresentationConfig) -> dict:
-    """The real-photo try-on: the layout network decides the new garment's shape and the newly exposed skin;
-    the product is warped onto that shape; skin is filled with the person's own tone and what the old garment
-    leaves uncovered from its surroundings; every other pixel is the person's own. No appearance is learned."""
-    from viton_tf.layout import GARMENT_LABELS, layout_inputs
+# Lower-body garments and dresses are placed on a real photo by the body's anchors, not by a network trained
+# on the synthetic world's full-length bodies: VITON-HD-style photos end at the thighs, so most of a pair of
+# trousers lies outside the frame, and only a uniform scale keeps the product's proportions (and its print).
+# Trousers and skirts: the product's waistband on the top of the worn lower garment (else a little above the
+# hips), as wide as the garment's top rows. Dresses: the product's top on the shoulder line, scaled so that
+# its width at the chest row equals the worn top's.
+LOWER, DRESS = CATEGORY_NAMES.index("lower"), CATEGORY_NAMES.index("dress")
+WAIST_BAND = 0.03  # of the height: the rows whose widths are averaged at a top edge
+HIP_WAIST_WIDTH, HIP_WAIST_RISE = 1.8, 0.2  # without a worn lower garment: waist width and rise, x hip distance
+CHEST_SHARE = 0.3  # the chest row: this share of the way from the shoulders to the hips
+SHOULDER_RISE = 0.0  # of the height: a dress's top edge above the shoulder keypoints
+SHOULDER_WIDTH = 1.3  # x the shoulder distance: the first guess at a dress's width at its top tenth
+
+
+def _row_extents(mask: tf.Tensor):
+    """mask [B, H, W, 1] -> (left, right) [B, H] column bounds of each row's pixels (left > right if empty)."""
+    width = tf.shape(mask)[2]
+    columns = tf.cast(tf.range(width), tf.float32)
+    inside = mask[..., 0] > 0.5
+    left = tf.reduce_min(tf.where(inside, columns, tf.cast(width, tf.float32)), axis=2)
+    right = tf.reduce_max(tf.where(inside, columns, -1.0), axis=2)
+    return left, right
+
+
+def _band(values: tf.Tensor, row: tf.Tensor, rows: int) -> tf.Tensor:
+    """values [B, H] averaged over rows row..row+rows (clipped to the image), per example [B]."""
+    height = tf.shape(values)[1]
+    index = tf.clip_by_value(tf.cast(row, tf.int32)[:, None] + tf.range(rows)[None], 0, height - 1)
+    return tf.reduce_mean(tf.gather(values, index, batch_dims=1), axis=1)
+
+
+def _top_row(mask: tf.Tensor, share: float = 0.3) -> tf.Tensor:
+    """The first row whose width reaches `share` of the widest row's, per example [B] (float)."""
+    widths = tf.reduce_sum(mask[..., 0], axis=2)
+    wide = widths >= share * tf.reduce_max(widths, axis=1, keepdims=True)
+    return tf.cast(tf.argmax(tf.cast(wide & (widths > 0), tf.int32), axis=1), tf.float32)
+
+
+def _anchored_placement(cloth_mask, parsing, keypoints, category, data: DataConfig,
+                        representation: RepresentationConfig) -> tf.Tensor:
+    """[B, 8] projective transforms (output pixel -> product pixel) that place each product on the body: for
+    a lower-body garment by its waistband, for a dress by its top and chest width; upper gets the identity."""
+    height = cloth_mask.shape[1]
+    rows = max(1, round(WAIST_BAND * height))
+    left, right = _row_extents(cloth_mask)
+    product_top = _top_row(cloth_mask, 0.0)
+    product_width = tf.maximum(_band(right - left + 1.0, product_top, rows), 1.0)
+    product_centre = _band((left + right) / 2.0, product_top, rows)
+    x, y, seen = keypoints[..., 0], keypoints[..., 1], keypoints[..., 2] > 0
+    hips_seen = seen[:, 8] & seen[:, 11]
+    hip_distance = tf.abs(x[:, 8] - x[:, 11])
+    # Lower: the worn lower garment's top rows, else the hips.
+    worn = label_mask(parsing, CATEGORIES["lower"].garment_labels)
+    worn_left, worn_right = _row_extents(worn)
+    worn_top = _top_row(worn)
+    has_worn = tf.reduce_sum(worn, axis=[1, 2, 3]) > float(height)
+    waist_width = tf.where(has_worn, _band(worn_right - worn_left + 1.0, worn_top, rows), HIP_WAIST_WIDTH * hip_distance)
+    waist_centre = tf.where(has_worn, _band((worn_left + worn_right) / 2.0, worn_top, rows), (x[:, 8] + x[:, 11]) / 2.0)
+    waist_y = tf.where(has_worn, worn_top, (y[:, 8] + y[:, 11]) / 2.0 - HIP_WAIST_RISE * hip_distance)
+    lower_scale = tf.maximum(waist_width, 1.0) / product_width
+    # Dress: the shoulders, and the worn top's width at the chest row (two fixed-point steps on the scale).
+    shoulder_y = (y[:, 2] + y[:, 5]) / 2.0 - SHOULDER_RISE * height
+    centre = tf.where(seen[:, 1], x[:, 1], (x[:, 2] + x[:, 5]) / 2.0)
+    hip_y = tf.where(hips_seen, (y[:, 8] + y[:, 11]) / 2.0, shoulder_y + 0.35 * height)
+    chest_y = shoulder_y + CHEST_SHARE * (hip_y - shoulder_y)
+    top = label_mask(parsing, CATEGORIES["upper"].garment_labels + (LIP.DRESS,))
+    top_left, top_right = _row_extents(top)
+    chest_width = _band(top_right - top_left + 1.0, chest_y, rows)
+    shoulder_width = SHOULDER_WIDTH * tf.abs(x[:, 2] - x[:, 5])
+    dress_scale = shoulder_width / tf.maximum(_band(right - left + 1.0, product_top + 0.1 * height, rows), 1.0)
+    for _ in range(2):
+        product_row = product_top + (chest_y - shoulder_y) / dress_scale
+        width_there = tf.maximum(_band(right - left + 1.0, product_row, rows), 1.0)
+        dress_scale = tf.where(chest_width > 1.0, chest_width / width_there, dress_scale)
+    lower, dress = tf.equal(category, LOWER), tf.equal(category, DRESS)
+    scale = tf.where(lower, lower_scale, tf.where(dress, dress_scale, 1.0))
+    body_x = tf.where(lower, waist_centre, centre)
+    body_y = tf.where(lower, waist_y, shoulder_y)
+    anchored = lower | dress
+    # output (x, y) -> product (product_centre + (x - body_x) / scale, product_top + (y - body_y) / scale)
+    inverse = tf.where(anchored, 1.0 / tf.maximum(scale, 1e-3), 1.0)
+    zero = tf.zeros_like(inverse)
+    shift_x = tf.where(anchored, product_centre - body_x * inverse, 0.0)
+    shift_y = tf.where(anchored, product_top - body_y * inverse, 0.0)
+    return tf.stack([inverse, zero, shift_x, zero, inverse, shift_y, zero, zero], axis=1)
+
+
+def _place(image: tf.Tensor, transforms: tf.Tensor, fill: float) -> tf.Tensor:
+    """`image` [B, H, W, C] moved by `transforms` (see _anchored_placement), bilinear, `fill` outside."""
+    return tf.raw_ops.ImageProjectiveTransformV3(
+        images=image, transforms=transforms, output_shape=tf.shape(image)[1:3], fill_value=fill,
+        interpolation="BILINEAR", fill_mode="CONSTANT")
+
+
+def _layout(layout_nets: dict, inputs: tf.Tensor, category: tf.Tensor) -> dict:
+    """Each example's layout from its category's network; a network runs only if its category is in the batch."""
+    layout = None
+    for index, name in enumerate(CATEGORY_NAMES):
+        chosen = tf.equal(category, index)[:, None, None, None]
+        net = layout_nets[name]
+
+        def run(net=net):
+            outputs = as_float32(net({"layout_inputs": inputs}, training=False))
+            return outputs["garment_mask"], outputs["skin_mask"]
+
+        garment, skin = tf.cond(tf.reduce_any(chosen), run, lambda: (tf.zeros_like(inputs[..., :1]),) * 2)
+        layout = {"garment_mask": garment, "skin_mask": skin} if layout is None else {
+            "garment_mask": tf.where(chosen, garment, layout["garment_mask"]),
+            "skin_mask": tf.where(chosen, skin, layout["skin_mask"])}
+    return layout
+
+
+def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dict, warp,
+                 representation: RepresentationConfig, category=None, data: DataConfig = DataConfig()) -> dict:
+    """The real-photo try-on: the layout network of each example's category (`category` [B] int32, see
+    category_ids; None: all upper) decides the new garment's shape and the newly exposed skin; the product is
+    warped onto that shape; skin is filled with the person's own tone and what the old garment leaves uncovered
+    from its surroundings; every other pixel is the person's own. No appearance is learned."""
+    from viton_tf.layout import layout_inputs
     from viton_tf.warp.cloth_fixes import inpaint
 
     height = person.shape[1]
     reach, edge = max(1, height // 64), max(1, height // 256)  # 4 px and 1 px at 256x192
-    layout = as_float32(layout_net({"layout_inputs": layout_inputs(parsing, keypoints, cloth_mask, representation)},
-                                 training=False))
-    kept = label_mask(parsing, KEPT_LABELS)
+    category = tf.zeros(tf.shape(person)[:1], tf.int32) if category is None else category
+    # Shape-context matching needs the whole garment in the frame: a lower-body garment or a dress on a photo
+    # that ends above the ankles (VITON-HD's end at the thighs) is placed by the body's anchors instead.
+    ankle_seen = lambda joint: (keypoints[:, joint, 2] > 0) & (keypoints[:, joint, 1] < float(height))
+    ankles_out = ~(ankle_seen(10) & ankle_seen(13))
+    anchored = (tf.not_equal(category, 0) & ankles_out)[:, None, None, None]
+    layout = _layout(layout_nets, layout_inputs(parsing, keypoints, cloth_mask, representation), category)
+    placement = _anchored_placement(cloth_mask, parsing, keypoints, category, data, representation)
+    worn = category_mask(parsing, category, category_table("garment_labels", data, representation))
+    # What a placed garment leaves uncovered of the old one is skin below the hips (legs), else what is behind.
+    hips = tf.where(keypoints[:, 8, 2] * keypoints[:, 11, 2] > 0, (keypoints[:, 8, 1] + keypoints[:, 11, 1]) / 2.0,
+                    0.55 * height)
+    below_hips = tf.cast(tf.range(height, dtype=tf.float32)[None, :] > hips[:, None], tf.float32)[:, :, None, None]
+    layout = {"garment_mask": tf.where(anchored, _place(cloth_mask, placement, 0.0), layout["garment_mask"]),
+              "skin_mask": tf.where(anchored, worn * below_hips, layout["skin_mask"])}
+    kept = category_mask(parsing, category, category_table("kept_labels", data, representation))
+    skin_sources = category_mask(parsing, category, category_table("skin_labels", data, representation))
     new_garment = tf.cast(layout["garment_mask"] > LAYOUT_GARMENT_THRESHOLD, tf.float32) * (1.0 - kept)
-    # Skin where the layout says so, and wherever the parsing saw arms or neck that the new garment leaves
-    # uncovered (a sleeve that is gone uncovers an arm, whatever the layout learned of synthetic arms).
+    # Skin where the layout says so, and wherever the parsing saw the category's skin (arms and neck, or legs)
+    # that the new garment leaves uncovered (a sleeve that is gone uncovers an arm, whatever the layout learned
+    # of synthetic arms).
     skin = tf.maximum(tf.cast(layout["skin_mask"] > layout["garment_mask"], tf.float32),
-                      label_mask(parsing, SKIN_SOURCE_LABELS)) * (1.0 - new_garment)
-    # The parsing of a real photo is rough: an "arm" pixel far from the face's colour is a sleeve.
+                      skin_sources) * (1.0 - new_garment)
+    # The parsing of a real photo is rough: an "arm" (or "leg") pixel far from the face's colour is a sleeve.
     face_tone = _masked_median(person, label_mask(parsing, (LIP.FACE,)))[:, None, None, :]
     skin_like = tf.cast(tf.norm(person - face_tone, axis=-1, keepdims=True) < SKIN_COLOUR_DISTANCE, tf.float32)
-    arms = label_mask(parsing, (LIP.LEFT_ARM, LIP.RIGHT_ARM))
-    own_skin = tf.maximum(kept, arms * skin_like * skin)  # bare arms the layout keeps bare stay, in front
-    # The old garment, a pixel wider (no ring survives at its border), with the sleeves parsed as arms.
-    old_garment = tf.maximum(_dilate(label_mask(parsing, GARMENT_LABELS), edge),
-                             arms * (1.0 - skin_like)) * (1.0 - own_skin)
+    limbs = skin_sources * (1.0 - label_mask(parsing, (LIP.NECK,)))
+    own_skin = tf.maximum(kept, limbs * skin_like * skin)  # bare limbs the layout keeps bare stay, in front
+    # A placed dress has no sleeves fitted to the arms: bare arms stay in front of it.
+    bare_arms = label_mask(parsing, (LIP.LEFT_ARM, LIP.RIGHT_ARM)) * skin_like
+    placed_dress = anchored & tf.equal(category, DRESS)[:, None, None, None]
+    own_skin = tf.maximum(own_skin, tf.cast(placed_dress, tf.float32) * bare_arms)
+    # The old garment, a pixel wider (no ring survives at its border), with the sleeves parsed as limbs.
+    old_garment = tf.maximum(_dilate(worn, edge), limbs * (1.0 - skin_like)) * (1.0 - own_skin)
     # The product's own edge pixels are blended with its photo's white: its colours are spread from a pixel
     # inside, before the warp and again after it (over what the warp missed), so no white streaks are drawn.
-    warped_cloth, warped_mask = warp(_spread_colours(cloth, _erode(cloth_mask, edge), reach + edge), cloth_mask,
-                                     new_garment, own_skin)
+    spread = _spread_colours(cloth, _erode(cloth_mask, edge), reach + edge)
+    warped_cloth, warped_mask = warp(spread, cloth_mask, new_garment, own_skin)
+    warped_cloth = tf.where(anchored, _place(spread, placement, 1.0), warped_cloth)
+    warped_mask = tf.where(anchored, _place(cloth_mask, placement, 0.0), warped_mask)
     # The layout decides the garment's shape; the warp gives its texture, spread over what the warp missed.
     textured = tf.cast(warped_mask > 0.5, tf.float32) * new_garment
     warped_cloth = _spread_colours(warped_cloth, _erode(textured, edge), height // 16)
@@ -193,7 +325,7 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_net, warp
     # (background, trousers, an arm's edge), filled from the nearest unchanged pixels that are not face or hair.
     uncovered = old_garment * (1.0 - garment) * (1.0 - own_skin)
     newly_skin, behind = uncovered * skin, uncovered * (1.0 - skin)
-    tone = _masked_median(person, label_mask(parsing, SKIN_SOURCE_LABELS) * skin_like)
+    tone = _masked_median(person, skin_sources * skin_like)
     tone = tf.where(tf.reduce_any(tone != 0.0, axis=-1, keepdims=True), tone, face_tone[:, 0, 0])
     changed = tf.maximum(garment, uncovered)
     surroundings = (1.0 - changed) * (1.0 - kept)
@@ -215,21 +347,22 @@ class TryOnModule(tf.Module):
     def __init__(self, height: int, width: int, method: str = "viton", generator=None, refinement=None,
                  representation: RepresentationConfig | None = None, warp: WarpConfig = WarpConfig(),
                  data: DataConfig = DataConfig(), xla: bool = False, max_image_side: int = MAX_IMAGE_SIDE,
-                 layout_net=None):
+                 layout_nets: dict | None = None):
         super().__init__(name="tryon")
         if method not in METHODS:
             raise ValueError(f"method: expected one of {METHODS}, got {method!r}")
         if method == "viton" and (generator is None or refinement is None):
             raise ValueError("method 'viton' needs the generator and the refinement network")
-        if method == "layout" and layout_net is None:
-            raise ValueError("method 'layout' needs the layout network (viton_tf.layout.load_layout_net)")
+        if method == "layout" and sorted(layout_nets or ()) != sorted(CATEGORY_NAMES):
+            raise ValueError("method 'layout' needs the layout network of every category "
+                             "(viton_tf.layout.load_layout_nets)")
         if warp.matcher != "sinkhorn":
             raise ValueError(f"warp.matcher: the exported model needs the in-graph 'sinkhorn', got {warp.matcher!r}")
         self.height, self.width, self.method = height, width, method
         # In a plain namespace, which tf.Module does not track: tracked, the SavedModel would hold each weight
         # twice, under the Keras model and in network_variables (below, the copy TF Serving restores), and a
         # process serving it would load both (225 MB of variables for 117).
-        self._networks = types.SimpleNamespace(generator=generator, refinement=refinement, layout_net=layout_net)
+        self._networks = types.SimpleNamespace(generator=generator, refinement=refinement, layout_nets=layout_nets)
         self.representation_config = representation or RepresentationConfig(height=height, width=width)
         self.warp_config, self.data_config = warp, data
         self.xla, self.max_image_side = xla, max_image_side
@@ -242,13 +375,18 @@ class TryOnModule(tf.Module):
             # its assets and the non-Keras ops around the networks.
             self.network_variables = [variable.value for variable in generator.variables + refinement.variables]
         if method == "layout":
-            self.network_variables = [variable.value for variable in layout_net.variables]
+            self.network_variables = [variable.value for name in CATEGORY_NAMES
+                                      for variable in layout_nets[name].variables]
         self.warp = make_warp(warp, xla)
-        self.serving_default = tf.function(self._serve, input_signature=[
-            tf.TensorSpec([None], tf.string, name="person_image"),
-            tf.TensorSpec([None], tf.string, name="cloth_image"),
-            tf.TensorSpec([None], tf.string, name="parse_image"),
-            tf.TensorSpec([None, 18, 3], tf.float32, name="keypoints")])
+        encoded = [tf.TensorSpec([None], tf.string, name="person_image"),
+                   tf.TensorSpec([None], tf.string, name="cloth_image"),
+                   tf.TensorSpec([None], tf.string, name="parse_image"),
+                   tf.TensorSpec([None, 18, 3], tf.float32, name="keypoints")]
+        # serving_default is the upper-body try-on, as before categories (old clients send four inputs; TF Serving
+        # has no optional inputs); serving_category takes each example's category too ("upper", "lower", "dress").
+        self.serving_default = tf.function(self._serve, input_signature=encoded)
+        self.serving_category = tf.function(self._serve_category, input_signature=encoded + [
+            tf.TensorSpec([None], tf.string, name="category")])
         self.tryon_tensors = tf.function(self._tryon, input_signature=[
             tf.TensorSpec([None, height, width, 3], tf.float32, name="person"),
             tf.TensorSpec([None, height, width, 3], tf.float32, name="cloth"),
@@ -258,7 +396,7 @@ class TryOnModule(tf.Module):
 
     generator = property(lambda self: self._networks.generator)
     refinement = property(lambda self: self._networks.refinement)
-    layout_net = property(lambda self: self._networks.layout_net)
+    layout_nets = property(lambda self: self._networks.layout_nets)
 
     def _resize(self, image: tf.Tensor) -> tf.Tensor:
         """uint8 [h, w, 3] -> float [H, W, 3] in [-1, 1] (antialiased when shrinking, like INTER_AREA)."""
@@ -284,7 +422,13 @@ class TryOnModule(tf.Module):
             tf.TensorSpec([height, width, 3], tf.float32), tf.TensorSpec([height, width, 3], tf.float32),
             tf.TensorSpec([height, width], tf.int32), tf.TensorSpec([2], tf.float32)))
 
-    def _serve(self, person_image, cloth_image, parse_image, keypoints):
+    def _serve_category(self, person_image, cloth_image, parse_image, keypoints, category):
+        tf.debugging.assert_equal(tf.shape(person_image), tf.shape(category),
+                                  message="person_image and category: different batch sizes")
+        outputs = self._serve(person_image, cloth_image, parse_image, keypoints, category_ids(category))
+        return {**outputs, "category": tf.gather(tf.constant(CATEGORY_NAMES), outputs.pop("category_id"))}
+
+    def _serve(self, person_image, cloth_image, parse_image, keypoints, category=None):
         tf.debugging.assert_equal(tf.shape(person_image), tf.shape(keypoints)[:1],
                                   message="person_image and keypoints: different batch sizes")
         person, cloth, parsing, size = self.decode(person_image, cloth_image, parse_image)
@@ -297,21 +441,22 @@ class TryOnModule(tf.Module):
             tf.debugging.Assert(tf.reduce_all((coverage >= 0.05) & (coverage <= 0.95)), [
                 "cloth_image: the garment found in the product photo covers a share of it outside 5%-95%:",
                 coverage])
-            outputs = self._tryon_layout(person, cloth, cloth_mask, parsing, keypoints)
+            outputs = self._tryon_layout(person, cloth, cloth_mask, parsing, keypoints, category)
             png = self._compose_full_resolution(person_image, outputs)
         else:
-            outputs = self._tryon(person, cloth, cloth_mask, parsing, keypoints)
+            outputs = self.tryon(person, cloth, cloth_mask, parsing, keypoints, category)
             # zlib level 1: a quarter of the default level's time for ~20% more bytes.
             png = tf.map_fn(lambda image: tf.io.encode_png(image, compression=1), to_uint8(outputs["tryon"]),
                             fn_output_signature=tf.string)
         # TF Serving's REST API base64-encodes a string output only when its name ends in "_bytes".
-        return {"tryon_png_bytes": png,
-                "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"],
-                "coarse_person": outputs["coarse_person"], "garment_mask": outputs["garment_mask"]}
+        results = {"tryon_png_bytes": png,
+                   "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"],
+                   "coarse_person": outputs["coarse_person"], "garment_mask": outputs["garment_mask"]}
+        return results if category is None else {**results, "category_id": category}
 
-    def _tryon_layout(self, person, cloth, cloth_mask, parsing, keypoints):
-        outputs = layout_tryon(person, cloth, cloth_mask, parsing, keypoints, self.layout_net, self.warp,
-                               self.representation_config)
+    def _tryon_layout(self, person, cloth, cloth_mask, parsing, keypoints, category=None):
+        outputs = layout_tryon(person, cloth, cloth_mask, parsing, keypoints, self.layout_nets, self.warp,
+                               self.representation_config, category, self.data_config)
         return {**outputs, "coarse_person": person}
 
     def _compose_full_resolution(self, person_image, outputs):
@@ -330,17 +475,24 @@ class TryOnModule(tf.Module):
                          fn_output_signature=tf.string)
 
     def _tryon(self, person, cloth, cloth_mask, parsing, keypoints):
+        return self.tryon(person, cloth, cloth_mask, parsing, keypoints)
+
+    def tryon(self, person, cloth, cloth_mask, parsing, keypoints, category=None) -> dict:
+        """The try-on on tensors at the model's size (as the readers give them); `category` [B] int32 (see
+        category_ids; None: all upper). Out: tryon, coarse_person, garment_mask, warped_cloth, composition_mask."""
         if self.method == "layout":
-            outputs = self._tryon_layout(person, cloth, cloth_mask, parsing, keypoints)
+            outputs = self._tryon_layout(person, cloth, cloth_mask, parsing, keypoints, category)
             return {name: outputs[name] for name in ("tryon", "coarse_person", "garment_mask", "warped_cloth",
                                                      "composition_mask")}
         occluders = label_mask(parsing, self.data_config.occluder_labels)
         if self.method == "nonparametric":
-            target = garment_mask(parsing, self.data_config.garment_labels)
+            category = tf.zeros(tf.shape(person)[:1], tf.int32) if category is None else category
+            target = category_mask(parsing, category, category_table("garment_labels", self.data_config,
+                                                                     self.representation_config))
             outputs = nonparametric_tryon(person, cloth, cloth_mask, target, occluders, warp=self.warp)
             return {"tryon": outputs["tryon"], "coarse_person": person, "garment_mask": target,
                     "warped_cloth": outputs["warped_cloth"], "composition_mask": outputs["composition_mask"]}
-        representation = person_representation(person, parsing, keypoints, self.representation_config)
+        representation = person_representation(person, parsing, keypoints, self.representation_config, category)
         outputs = viton_forward(self.generator, self.refinement, representation, cloth, cloth_mask, occluders,
                                 self.warp)
         return {name: outputs[name] for name in ("tryon", "coarse_person", "garment_mask", "warped_cloth",
@@ -348,4 +500,5 @@ class TryOnModule(tf.Module):
 
     def signatures(self) -> dict:
         """The signatures to pass to tf.saved_model.save."""
-        return {"serving_default": self.serving_default, "tryon_tensors": self.tryon_tensors}
+        return {"serving_default": self.serving_default, "serving_category": self.serving_category,
+                "tryon_tensors": self.tryon_tensors}

@@ -119,3 +119,58 @@ def _reach(background: tf.Tensor, seeds: tf.Tensor) -> tf.Tensor:
         return wider, tf.reduce_any(tf.not_equal(wider, reached))
 
     return tf.while_loop(lambda reached, changed: changed, sweep, [seeds * background, tf.constant(True)])[0]
+
+
+# Product-photo shapes, measured in the bounding box of the mask: trousers and shorts have an empty gap near the
+# middle between two legs in their lower half (a top's body fills the middle, whatever its sleeves do); a dress
+# is a long single piece, or one that flares to its hem below a bodice; skirts and shorts start with a straight
+# waistband nearly as wide as their widest row (a top starts at its neck and shoulders).
+LEGS_ROW_SHARE = 0.4  # of the rows between 55% and 95% of the height, with a gap in the middle 30%
+DRESS_ASPECT = 2.0  # height / width; a sleeveless top reaches 1.9
+DRESS_FLARE = 1.17  # hem width / the body's (the median width of the rows at least half as wide as the widest)
+FLARED_DRESS_ASPECT = 1.1
+WAISTBAND, WAISTBAND_WIDTH = 0.04, 0.7  # skirts and shorts: their top rows one run nearly as wide as the widest
+SKIRT_WAISTBAND_WIDTH, SKIRT_FLARE = 0.5, 1.1  # or half as wide, when the hem is the widest and flares
+
+
+def _runs(row: np.ndarray) -> int:
+    return int(np.count_nonzero(np.diff(np.concatenate([[0], row.astype(np.int8), [0]])) == 1))
+
+
+def _has_gap(row: np.ndarray) -> bool:
+    """A row of the box: an empty column in its middle 30% with garment on both sides."""
+    width = len(row)
+    middle = slice(int(0.35 * width), max(int(0.35 * width) + 1, int(0.65 * width)))
+    empty = np.nonzero(~row[middle])[0] + middle.start
+    return bool(empty.size) and row[:empty[0]].any() and row[empty[-1]:].any()
+
+
+def product_category(mask: np.ndarray) -> tuple[str, str]:
+    """A product photo's garment mask [H, W] or [H, W, 1] (nonzero = garment) -> (category, the reason), the
+    category one of config.CATEGORY_NAMES, guessed from the mask's shape alone."""
+    mask = np.asarray(mask)
+    mask = (mask[..., 0] if mask.ndim == 3 else mask) > 0
+    rows, columns = np.nonzero(mask)
+    if rows.size == 0:
+        raise ValueError("product_category: the product mask is empty")
+    box = mask[rows.min():rows.max() + 1, columns.min():columns.max() + 1]
+    height, width = box.shape
+    lower_rows = box[int(0.55 * height):max(int(0.55 * height) + 1, int(0.95 * height))]
+    legs = float(np.mean([_has_gap(row) for row in lower_rows]))
+    widths = box.sum(axis=1).astype(np.float64)
+    body = float(np.median(widths[widths >= 0.5 * widths.max()]))
+    hem = float(np.max(widths[int(0.85 * height):]))
+    aspect, flare = height / width, hem / max(body, 1.0)
+    if legs > LEGS_ROW_SHARE:
+        return "lower", f"two legs in {legs:.0%} of its lower rows"
+    if aspect >= DRESS_ASPECT:
+        return "dress", f"a long single piece ({aspect:.2f} times as tall as wide)"
+    if aspect >= FLARED_DRESS_ASPECT and flare >= DRESS_FLARE:
+        return "dress", f"flares {flare:.2f}x to its hem ({aspect:.2f} times as tall as wide)"
+    top = box[:max(1, int(WAISTBAND * height))]
+    band = top.sum(axis=1).min() / widths.max() if all(_runs(row) == 1 for row in top) else 0.0
+    widest_at_hem = widths[:int(0.85 * height)].max(initial=0.0) <= hem
+    if aspect < FLARED_DRESS_ASPECT and (band >= WAISTBAND_WIDTH or (
+            band >= SKIRT_WAISTBAND_WIDTH and flare >= SKIRT_FLARE and widest_at_hem)):
+        return "lower", f"a straight waistband {band:.0%} as wide as its widest row, hem {flare:.2f}x its body"
+    return "upper", f"no legs, {aspect:.2f} times as tall as wide, hem {flare:.2f}x its body"
