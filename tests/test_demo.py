@@ -24,14 +24,16 @@ def test_demo_writes_a_page_with_every_panel(demo_page):
                   "try-on (layout)", "non-parametric", "coarse result", "viton", "truth"):
         assert f"<th>{title}</th>" in text
     images = re.findall(r'<img src="([^"]+)"', text)
-    # 2 real persons x 3 garments x 8 panels, 2 synthetic pairs x 7 panels, curves, representation figure.
-    assert len(images) == 2 * 3 * 8 + 2 * 7 + 2
+    # 2 real persons x 3 garments x 8 panels, 1 real person x (lower, dress) x 3 panels, 2 synthetic pairs x 7
+    # panels, curves, representation figure.
+    assert len(images) == 2 * 3 * 8 + 1 * 2 * 3 + 2 * 7 + 2
     for source in images:
         image = cv2.imread(str(demo_page.parent / source))
         assert image is not None and image.std() > 5, source  # a real picture, not a blank
     assert "trained here only on the\nproject's synthetic world" in text
     full = re.findall(r'<a href="([^"]+)">768x1024 result</a>', text)
-    assert len(full) == 6 and cv2.imread(str(demo_page.parent / full[0])).shape == (1024, 768, 3)
+    assert len(full) == 6 + 2 and cv2.imread(str(demo_page.parent / full[-1])).shape == (1024, 768, 3)
+    assert "<h2>Real photos: lower-body garments and dresses</h2>" in text and "<br>lower<br>" in text
 
 
 @pytest.mark.slow

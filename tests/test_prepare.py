@@ -236,3 +236,24 @@ def test_cloth_mask_fills_holes_and_drops_specks():
     mask = cloth_mask(cloth)
     assert mask[60, 48] and not mask[6, 86] and not mask[10, 10]
     assert abs(int(mask.sum()) - 90 * 56) < 120
+
+
+def test_lower_garment_kind_tells_trousers_shorts_skirts_and_dresses_apart():
+    from viton_tf.prepare.parsing import lower_garment_kind
+
+    height, width, hip_y, torso, centre, scale = 256, 192, 150.0, 90.0, 96.0, 60.0
+    upper = np.zeros((height, width), bool)
+    upper[60:150, 66:126] = True
+    trousers = np.zeros_like(upper)
+    trousers[150:, 70:122] = True  # to the frame's bottom: the legs run out of the photo
+    shorts = np.zeros_like(upper)
+    shorts[150:200, 70:122] = True
+    shorts[185:200, 90:102] = False  # the gap between the legs above the hem
+    skirt = np.zeros_like(upper)
+    skirt[150:210, 64:128] = True
+    dress = upper.copy()
+    dress[150:230, 60:132] = True
+    kind = lambda up, low: lower_garment_kind(up, low, hip_y, torso, centre, scale)
+    assert kind(upper, trousers) == "trousers" and kind(upper, shorts) == "trousers"
+    assert kind(upper, skirt) == "skirt" and kind(dress, np.zeros_like(upper)) == "dress"
+    assert kind(upper, np.zeros_like(upper)) == "none"

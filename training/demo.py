@@ -48,10 +48,11 @@ class DemoSettings:
     batch_size: int = 4
     real_persons: int = 10  # real persons tried on, each with one garment of each kind
     synthetic_rows: int = 6  # synthetic test pairs shown with their true unpaired image
+    category_persons: int = 4  # real persons also tried on with a lower-body garment and a dress
 
 
 QUICK = DemoSettings(pairs=8, height=64, width=48, stage1_steps=10, stage2_steps=10, batch_size=2, real_persons=2,
-                     synthetic_rows=2)
+                     synthetic_rows=2, category_persons=1)
 
 
 def real_photos_dir() -> Path:
@@ -101,16 +102,21 @@ def run_demo(out, work, quick: bool = False) -> int:
     viton_tf("prepare", "--persons", real_photos_dir() / "person", "--cloths", real_photos_dir() / "cloth",
              "--out", prepared, "--height", 256, "--width", 192, "--pairs", work / "real_pairs.txt")
 
-    results, synthetic = [], []
+    results, synthetic, categories = [], [], []
+    products = category_products(work)
     with Server(work) as server:
         for person, cloth, kind in pairs:
             results.append(try_on(server, prepared / "test", real_photos_dir() / "person" / f"{person}.jpg",
                                   person, cloth, kind, out / "tryon"))
+        for person in sorted({person for person, _, _ in pairs})[:settings.category_persons]:
+            for category, product in products.items():
+                categories.append(try_on_category(server, prepared / "test", real_photos_dir() / "person" /
+                                                  f"{person}.jpg", person, product, category, out / "categories"))
         for person, cloth in synthetic_pairs(data, settings.synthetic_rows):
             synthetic.append(try_on_synthetic(server, data, person, cloth, out / "synthetic"))
     curves = training_curves(work / "runs/viton", out / "training_curves.png")
     seconds = time.perf_counter() - started
-    write_page(out / "index.html", results, synthetic, curves, settings, seconds)
+    write_page(out / "index.html", results, synthetic, curves, settings, seconds, categories)
     print(f"demo: wrote {out / 'index.html'} ({len(results)} real try-ons, {len(synthetic)} synthetic, "
           f"{seconds / 60:.1f} min)")
     return 0
@@ -197,16 +203,8 @@ def try_on(server: Server, split: Path, photo: Path, person: str, cloth: str, ki
     from serving.client import predict_grpc
 
     out.mkdir(parents=True, exist_ok=True)
-    keypoints_file = split / "openpose_json" / f"{person}_keypoints.json"
-    inputs = request_from_files(split / "image" / f"{person}.jpg", split / "cloth" / f"{cloth}.jpg",
-                          split / "image-parse-v3" / f"{person}.png", keypoints_file)
-    small = cv2.imread(str(split / "image" / f"{person}.jpg"))
-    full = cv2.imread(str(photo))
-    scale = np.array([full.shape[1] / small.shape[1], full.shape[0] / small.shape[0], 1.0], np.float32)
     product = real_photos_dir() / "cloth" / f"{cloth}.jpg"  # the original: see export.tryon.prepared_request
-    inputs = {**inputs, "person_image": np.array([photo.read_bytes()], dtype=object),
-              "cloth_image": np.array([product.read_bytes()], dtype=object),
-              "keypoints": (inputs["keypoints"] * scale).astype(np.float32)}
+    inputs, small, full, scale = _real_request(split, photo, person, product)
     person_rgb = cv2.cvtColor(small, cv2.COLOR_BGR2RGB)
     parsing = cv2.imread(str(split / "image-parse-v3" / f"{person}.png"), cv2.IMREAD_GRAYSCALE)
     panels = {"person": person_rgb,
@@ -234,6 +232,58 @@ def try_on(server: Server, split: Path, photo: Path, person: str, cloth: str, ki
     size = f"{full.shape[1]}x{full.shape[0]}"
     return {"person": person, "cloth": cloth, "kind": kind, "size": size, "files": files,
             "ms": {k: v * 1000 for k, v in timings.items()}}
+
+
+def _real_request(split: Path, photo: Path, person: str, product: Path):
+    """The request for a prepared real person at the photo's own size (keypoints scaled to it) and a product
+    photo: (inputs, the prepared small photo, the full photo, the keypoint scale)."""
+    from export.tryon import request_from_files
+
+    inputs = request_from_files(split / "image" / f"{person}.jpg", product, split / "image-parse-v3" / f"{person}.png",
+                                split / "openpose_json" / f"{person}_keypoints.json")
+    small, full = cv2.imread(str(split / "image" / f"{person}.jpg")), cv2.imread(str(photo))
+    scale = np.array([full.shape[1] / small.shape[1], full.shape[0] / small.shape[0], 1.0], np.float32)
+    inputs = {**inputs, "person_image": np.array([photo.read_bytes()], dtype=object),
+              "keypoints": (inputs["keypoints"] * scale).astype(np.float32)}
+    return inputs, small, full, scale
+
+
+def try_on_category(server: Server, split: Path, photo: Path, person: str, product: Path, category: str,
+                    out: Path) -> dict:
+    """The layout model's serving_category on a real person with a (synthetic) lower-body or dress product."""
+    from serving.client import predict_grpc
+
+    out.mkdir(parents=True, exist_ok=True)
+    inputs, small, full, _ = _real_request(split, photo, person, product)
+    inputs["category"] = np.array([category.encode()], dtype=object)
+    start = time.perf_counter()
+    outputs = predict_grpc(server.address, inputs, "layout")
+    milliseconds = (time.perf_counter() - start) * 1000
+    tryon = _decode_png(outputs["tryon_png_bytes"][0])
+    stem = f"{person}__{category}"
+    files = {"full size": out / f"{stem}__full.png"}
+    cv2.imwrite(str(files["full size"]), cv2.cvtColor(tryon, cv2.COLOR_RGB2BGR))
+    panels = {"person": cv2.cvtColor(small, cv2.COLOR_BGR2RGB),
+              "garment": cv2.cvtColor(cv2.imread(str(product)), cv2.COLOR_BGR2RGB), "try-on (layout)": tryon}
+    for title, image in panels.items():
+        files[title] = out / f"{stem}__{title.split(' (')[0].replace(' ', '_')}.png"
+        cv2.imwrite(str(files[title]), cv2.cvtColor(_tile(image), cv2.COLOR_RGB2BGR))
+    return {"person": person, "cloth": product.stem, "kind": category, "size": f"{full.shape[1]}x{full.shape[0]}",
+            "files": files, "ms": {"layout": milliseconds}}
+
+
+def category_products(work: Path) -> dict[str, Path]:
+    """One synthetic product photo per category lower and dress at 1024x768 (no real ones ship with the demo)."""
+    import json
+
+    folder = work / "category_products"
+    shutil.rmtree(folder, ignore_errors=True)
+    viton_tf("synth", "--out", folder, "--pairs", 4, "--height", 1024, "--width", 768, "--categories", "lower,dress",
+             "--seed", 7)
+    category_of = json.loads((folder / "meta.json").read_text())["category_of"]
+    photos = {path.stem: path for path in sorted(folder.glob("*/cloth/*.jpg"))}
+    return {name: photos[next(stem for stem in sorted(photos) if category_of[stem] == name)]
+            for name in ("lower", "dress")}
 
 
 def try_on_synthetic(server: Server, data: Path, person: str, cloth: str, out: Path) -> dict:
@@ -295,19 +345,20 @@ def _table(path: Path, results: list[dict], caption) -> str:
 
 
 def write_page(path: Path, results: list[dict], synthetic: list[dict], curves: Path, settings: DemoSettings,
-               seconds: float) -> None:
+               seconds: float, categories: list[dict] = ()) -> None:
     """results/index.html: the real try-ons, the synthetic pairs with their truth, the training curves."""
     def real_caption(r: dict) -> str:
         full = os.path.relpath(r["files"]["full size"], path.parent)
         return (f"{html.escape(r['person'])}<br>{html.escape(r['cloth'])}<br>{html.escape(r['kind'])}<br>"
                 f'<a href="{html.escape(full)}">{r["size"]} result</a><br>'
-                + " / ".join(f"{r['ms'][m]:.0f}" for m in REAL_MODELS) + " ms")
+                + " / ".join(f"{r['ms'][m]:.0f}" for m in REAL_MODELS if m in r["ms"]) + " ms")
 
     trained = (f"{settings.pairs} synthetic pairs at {settings.height}&times;{settings.width}, stage 1 "
                f"{settings.stage1_steps} steps, stage 2 {settings.stage2_steps} steps, batch {settings.batch_size}, "
                "L1 and mask losses only (no ImageNet VGG19 weights offline, so no perceptual loss), "
                "batch-norm momentum 0.9 for the short run")
     real = _table(path, results, real_caption)
+    by_category = _table(path, list(categories), real_caption) if categories else ""
     fake = _table(path, synthetic, lambda r: f"{html.escape(r['person'])}<br>{html.escape(r['cloth'])}")
     path.write_text(f"""<!doctype html>
 <html><head><meta charset="utf-8"><title>viton-tf demo</title>
@@ -325,6 +376,14 @@ is at the photo's size (the link under each pair). <b>Non-parametric</b> (the pa
 warped onto the old garment's outline and pasted inside it. Time per request (layout / non-parametric) under the
 pair names. Whole demo: {seconds / 60:.1f} min.</p>
 {real}
+<h2>Real photos: lower-body garments and dresses</h2>
+<p>The same served layout model through its <code>serving_category</code> signature (category
+<code>lower</code> or <code>dress</code>). No real lower-body or dress product photo ships with the project, so
+the products are the synthetic world's, rendered at 1024&times;768. The photos end at the thighs, so the product
+is placed by the body's anchors (its waistband on the top of the worn trousers or skirt; a dress's top on the
+shoulders, scaled to the worn top's chest width) instead of a shape match to an outline the frame cuts; the top,
+arms, face and hair of a lower-body try-on are the photo's own pixels.</p>
+{by_category}
 <h2>Synthetic test pairs, with the true image</h2>
 <p><b>VITON</b> (G_C + shape-context TPS warp + G_R, the paper's method) is trained here only on the
 project's synthetic world: {trained}. It has never seen a real photo, so it is shown where it means

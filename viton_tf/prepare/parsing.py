@@ -321,11 +321,45 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
         lower &= ~hand
     legs = skin & body & (ys > hip_y) & ~arm_skin & ~neck & (arm_distance > 2.5 * arm_radius)
     parsing = np.full((height, width), LIP.BACKGROUND, np.int32)
-    parsing[upper] = LIP.UPPER_CLOTHES
-    parsing[lower] = LIP.PANTS
+    kind = lower_garment_kind(upper, lower, hip_y, torso_height, centre_x, scale)
+    if kind == "dress":  # one garment from the chest to below the hips: no hem line between two colours
+        parsing[upper | lower] = LIP.DRESS
+    else:
+        parsing[upper] = LIP.UPPER_CLOTHES
+        parsing[lower] = LIP.SKIRT if kind == "skirt" else LIP.PANTS
     parsing[legs] = np.where(xs[legs] >= centre_x, LIP.LEFT_LEG, LIP.RIGHT_LEG)
     parsing[neck] = LIP.NECK
     parsing[arm_skin] = arm_side[arm_skin]
     parsing[hair] = LIP.HAIR
     parsing[face] = LIP.FACE
     return cv2.medianBlur(parsing.astype(np.uint8), 3).astype(np.int32)
+
+
+# A dress: the upper garment (no hem line found) reaches this share of the torso's height below the hips.
+DRESS_REACH = 0.3
+# A lower garment that reaches the frame's bottom (VITON-HD's photos end at the thighs) is trousers (a long
+# skirt would be taken for trousers); one whose hem shows is shorts when the body's middle (this share of the
+# shoulder scale on each side) is mostly not garment in its lowest rows (the gap between the legs), else a skirt.
+MIDDLE_STRIP, LEG_GAP_ROWS, LEG_GAP_SHARE = 0.08, 0.3, 0.5
+FRAME_BOTTOM_ROWS, FRAME_BOTTOM_SHARE = 2, 0.3  # garment in the last rows over this share of the hips' width
+
+
+def lower_garment_kind(upper: np.ndarray, lower: np.ndarray, hip_y: float, torso_height: float, centre_x: float,
+                       scale: float) -> str:
+    """"dress", "skirt", "trousers" (shorts too) or "none" from the upper and lower garment masks [H, W]."""
+    height, width = upper.shape
+    ys = np.arange(height)
+    below = int(np.clip(hip_y + DRESS_REACH * torso_height, 0, height - 1))
+    if lower.sum() < 0.02 * upper.sum() and upper[below:].sum() > 0.1 * upper.sum():
+        return "dress"
+    rows = ys[lower.any(axis=1)]
+    if rows.size < 4:
+        return "none"
+    bottom = lower[-FRAME_BOTTOM_ROWS:]
+    if bottom.sum(axis=1).max() >= FRAME_BOTTOM_SHARE * scale:
+        return "trousers"
+    start = int(rows.max() - LEG_GAP_ROWS * (rows.max() - rows.min()))
+    strip = slice(int(np.clip(centre_x - MIDDLE_STRIP * scale, 0, width - 1)),
+                  int(np.clip(centre_x + MIDDLE_STRIP * scale, 1, width)))
+    middle = lower[start:rows.max() + 1, strip]
+    return "trousers" if middle.size and (1.0 - middle.mean()) >= LEG_GAP_SHARE else "skirt"
