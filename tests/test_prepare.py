@@ -168,11 +168,11 @@ def test_keypoints_agree_with_openpose_on_viton(prepared_viton):
 
 
 # Per-label IoU floors against the shipped LIP parsings, pooled over the 4 photos, a little under what
-# tools/prepare_accuracy.py measures (face 0.860, hair 0.744, neck 0.797, upper clothes 0.899,
-# pants 0.821, left arm 0.773, right arm 0.823; the parsing is deterministic). Issue 18's targets:
+# tools/prepare_accuracy.py measures (face 0.878, hair 0.780, neck 0.835, upper clothes 0.907,
+# pants 0.830, left arm 0.773, right arm 0.831; the parsing is deterministic). Issue 18's targets:
 # arms 0.75, hair 0.80, neck 0.70, face 0.88, upper clothes 0.90, pixel accuracy 0.95.
-IOU_FLOORS = {"face": 0.85, "hair": 0.73, "neck": 0.78, "upper clothes": 0.89, "pants": 0.81,
-              "left arm": 0.76, "right arm": 0.81}
+IOU_FLOORS = {"face": 0.87, "hair": 0.77, "neck": 0.82, "upper clothes": 0.90, "pants": 0.82,
+              "left arm": 0.76, "right arm": 0.82}
 
 
 def test_parsing_agrees_with_the_shipped_viton_parsing(prepared_viton):
@@ -180,7 +180,7 @@ def test_parsing_agrees_with_the_shipped_viton_parsing(prepared_viton):
     iou = agreement.iou()
     assert all(iou[key] >= floor for key, floor in IOU_FLOORS.items()), iou
     accuracy = agreement.pixel_accuracy
-    assert min(accuracy.values()) > 0.92 and np.mean(list(accuracy.values())) > 0.95, accuracy  # 0.929-0.972
+    assert min(accuracy.values()) > 0.935 and np.mean(list(accuracy.values())) > 0.955, accuracy  # 0.940-0.971
 
 
 def test_prepared_folder_reads_as_a_dataset(prepared):

@@ -25,6 +25,10 @@ L_HIP, R_HIP, L_KNEE, R_KNEE = 23, 24, 25, 26
 # the face takes in face-coloured pixels up to FACE_REACH face widths from the mesh.
 SHOULDER_REACH = 0.15
 FACE_REACH = 0.06
+SURE_FACE = 1.5  # colour distance to the face's model under which a pixel by the face is face, not hair
+JAW_SHARE = 0.25
+HEM_REACH = 0.25  # of the torso's height: how far below the hem line the upper garment may still reach
+UNLIKE_CHEST = 4.0  # colour distance to the chest's model beyond which a pixel below the hips is another garment
 
 
 def _largest_component(mask: np.ndarray) -> np.ndarray:
@@ -245,7 +249,8 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
     # long hair falls beside the neck onto the shoulders, not into the chest or the sleeves
     beside_neck = (np.abs(xs - face_centre[0]) < 1.3 * face_width) & (ys < shoulder_y + 0.35 * torso_height)
     may_be_hair = body & ~face & (beside_neck | (from_face < 1.3 * head_radius))
-    may_be_hair &= ~((np.abs(xs - centre_x) < 0.3 * scale) & (ys > chin))
+    centre_band = (np.abs(xs - centre_x) < 0.3 * scale) & (ys > chin)
+    may_be_hair &= ~centre_band
     hair = hair_seed.copy()
     top = body & (ys < face_top) & head & ~face
     unlike_face = face_colour_distance > 2.5  # blond hair passes the (loose) skin test, not this one
@@ -267,13 +272,30 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
                 garment = body & torso & ~skin & ~hair & (ys > shoulder_y + 0.15 * torso_height) & (ys < hip_y)
                 garment_distance = (_ColourModel(lab[garment]).distance(lab) if garment.sum() >= 20
                                     else np.full(hair.shape, np.inf, np.float32))
-                strands = (may_be_hair & ~arm_skin & (hair_distance < 3.0) & (hair_distance < face_colour_distance)
-                           & (hair_distance + 1.0 < garment_distance))
+                # blond strands over a shoulder pass the loose skin test: there, hair when far from the face's colour
+                not_arm = ~arm_skin | (unlike_face & (hair_distance + 1.0 < face_colour_distance))
+                # hair falling onto the chest beside the neck, only where it is far from the garment's colours
+                onto_chest = (centre_band & beside_neck & body & ~face & unlike_face
+                              & (hair_distance + 2.0 < garment_distance))
+                strands = ((may_be_hair | onto_chest) & not_arm & (hair_distance < 3.0)
+                           & (hair_distance < face_colour_distance) & (hair_distance + 1.0 < garment_distance))
                 hair |= _components_touching(strands | hair, hair) & strands
+                arm_skin &= ~hair
+                # the person mask's halo around the hair: edge pixels nearer the backdrop's colours than the hair's
+                outside = ~cv2.dilate(body.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+                if outside.sum() >= 100:
+                    edge = hair & ~cv2.erode(body.astype(np.uint8), np.ones((5, 5), np.uint8)).astype(bool)
+                    backdrop = _ColourModel(lab[outside], clusters=2, spread_floor=2.0).distance(lab)
+                    halo = edge & (backdrop < hair_distance)
+                    hair &= ~halo
+                    body &= ~halo
     # The face mesh stops short of the hairline and the ears: take in the face-coloured pixels beside it.
     near_face = cv2.dilate(face.astype(np.uint8), np.ones((3, 3), np.uint8),
                            iterations=max(1, int(FACE_REACH * face_width))).astype(bool)
-    face_rim = near_face & body & ~hair & (face_colour_distance < 3.0) & (ys < chin)
+    # Skin-coloured beyond doubt, it is face even where the hair model took it (temples, the hairline); below the
+    # jaw's corners (the lowest quarter of the face) the rim is neck, not face.
+    face_rim = (near_face & body & (~hair | (face_colour_distance < SURE_FACE)) & (face_colour_distance < 3.0)
+                & (ys < chin - JAW_SHARE * (chin - face_top)))
     face |= _components_touching(face_rim | face, face) & face_rim
     hair &= ~face
 
@@ -290,6 +312,14 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
     hem = 0.0 if chest.sum() < 20 else float(height)
     if chest.sum() >= 20:
         upper_distance = _ColourModel(lab[chest]).distance(lab)
+        # a long top covering the body's middle below the hips makes the seed mostly the top's: the lower
+        # garment's colours are then the seed's pixels unlike the chest (else all clothes below the hips unlike it)
+        unlike_chest = clothes & (ys > hip_y) & (upper_distance > UNLIKE_CHEST)
+        if not lower_seed.any() or (upper_distance[lower_seed] < 3.0).mean() > 0.5:  # the seed is mostly the top
+            if (lower_seed & (upper_distance > UNLIKE_CHEST)).sum() >= 20:
+                lower_seed &= upper_distance > UNLIKE_CHEST
+            elif unlike_chest.sum() >= 20:
+                lower_seed = unlike_chest
         if lower_seed.sum() >= 20:
             lower_distance = _ColourModel(lab[lower_seed]).distance(lab)
             hem = _hem_line(upper_distance, lower_distance, clothes, start=shoulder_y + 0.55 * torso_height)
@@ -307,9 +337,15 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
         clothes &= ~strays
     upper = clothes & (ys < hem)
     lower = clothes & (ys >= hem)
+    kind = lower_garment_kind(upper, lower, hip_y, torso_height, centre_x, scale)  # on the hem line alone
     # long sleeves reaching below the hem stay with the upper garment
     upper |= (lower & (arm_distance < arm_radius) & (np.abs(xs - centre_x) > 0.5 * scale)
               & (upper_distance < 3.0) & (upper_distance < lower_distance))
+    # below the hem, what has the upper garment's colour and joins it is still the upper garment (a slanted hem,
+    # a cuff over the hip)
+    like_upper = (lower & (upper_distance < 3.0) & (upper_distance + 1.0 < lower_distance)
+                  & (ys < hem + HEM_REACH * torso_height))
+    upper |= _components_touching(like_upper | upper, upper) & like_upper
     lower &= ~upper
 
     # Hands, where the hand landmark model found them: every body pixel they cover is arm.
@@ -321,7 +357,6 @@ def parse_person(image: np.ndarray, person_mask: np.ndarray, landmarks: np.ndarr
         lower &= ~hand
     legs = skin & body & (ys > hip_y) & ~arm_skin & ~neck & (arm_distance > 2.5 * arm_radius)
     parsing = np.full((height, width), LIP.BACKGROUND, np.int32)
-    kind = lower_garment_kind(upper, lower, hip_y, torso_height, centre_x, scale)
     if kind == "dress":  # one garment from the chest to below the hips: no hem line between two colours
         parsing[upper | lower] = LIP.DRESS
     else:
