@@ -53,6 +53,9 @@ def example_request(data: Path | None, work: Path, height: int, width: int) -> d
     if layout == "original":
         raise UserError(f"--data {data}: VITON's original layout keeps parsing in .mat files; "
                         "use a VITON-HD or CP-VTON layout folder (PNG parsing maps)")
+    if layout == "dresscode":
+        raise UserError(f"--data {data}: DressCode's label maps are ATR labels, not the LIP ids the served model "
+                        "reads; use a VITON-HD or CP-VTON layout folder")
     split = "test" if (Path(data) / "test_pairs.txt").is_file() else "train"
     files = read_pairs(data, layout, split, skip_bad=True)[0].files
     return {"person_image": np.array([files["person"].read_bytes()], dtype=object),

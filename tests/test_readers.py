@@ -277,3 +277,81 @@ def test_a_cloth_mask_of_another_size_names_the_file_and_the_pair_line(vitonhd, 
     assert str(readers.as_user_error(raised.value)) == (
         f"{mask}: mask is 32x24, its cloth photo 64x48 (in line 2 of {root / 'train_pairs.txt'}: "
         "'00002_00.jpg 00001_00.jpg')")
+
+
+@pytest.fixture(scope="module")
+def dresscode_and_world(tmp_path_factory):
+    """The same 12 persons and garments (all three categories, 64x48) in DressCode's layout, written by
+    `viton-tf synth --layout dresscode`, and in the VITON-HD layout the reader is already trusted on."""
+    from viton_tf.cli import main
+
+    root = tmp_path_factory.mktemp("dresscode")
+    common = ["--pairs", "12", "--height", "64", "--width", "48", "--categories", "upper,lower,dress", "--quiet"]
+    assert main(["synth", "--out", str(root / "dc"), "--layout", "dresscode", *common]) == 0
+    assert main(["synth", "--out", str(root / "hd"), *common]) == 0
+    return root / "dc", root / "hd"
+
+
+def test_dresscode_reads_as_the_world_it_was_written_from(dresscode_and_world):
+    dresscode, world = dresscode_and_world
+    assert readers.detect_layout(dresscode) == "dresscode"
+    assert sorted(p.name for p in dresscode.iterdir() if p.is_dir()) == ["dresses", "lower_body", "upper_body"]
+    assert (dresscode / "lower_body" / "keypoints" / "000001_2.json").is_file()
+    truth = {int(e["person_name"][:5]): e for e in _examples(readers.make_dataset(world, height=64, width=48))}
+    examples = _examples(readers.make_dataset(dresscode, height=64, width=48))
+    assert len(examples) == len(truth) == 9
+    categories = json.loads((world / "meta.json").read_text())["category_of"]
+    neck_overlap = []
+    for e in examples:
+        index = int(e["person_name"][:6])
+        assert e["cloth_name"].decode() == f"{index:06d}_1.jpg"
+        same = truth[index]
+        assert e["category"].decode() == categories[f"{index:05d}_00"]  # the folder's
+        # Keypoints: DressCode's 384 x 512 frame scaled to the photo (to the JSON's 3 decimals).
+        np.testing.assert_allclose(e["keypoints"], same["keypoints"], atol=0.01)
+        np.testing.assert_allclose(e["person"], same["person"])
+        # ATR labels mapped to LIP: equal but where the head's neck is split off at the shoulders.
+        differ = e["parsing"] != same["parsing"]
+        assert set(e["parsing"][differ]) | set(same["parsing"][differ]) <= {LIP.FACE, LIP.NECK}
+        assert differ.mean() < 0.03
+        neck = (e["parsing"] == LIP.NECK, same["parsing"] == LIP.NECK)
+        neck_overlap.append((neck[0] & neck[1]).sum() / max(1, (neck[0] | neck[1]).sum()))
+    assert np.mean(neck_overlap) > 0.5
+    # The product photo's own mask (DressCode ships none) covers the garment of the world's mask file.
+    assert all((e["cloth_mask"] >= truth[int(e["person_name"][:6])]["cloth_mask"]).mean() > 0.99 for e in examples)
+
+
+def test_dresscode_test_split_paired_and_unpaired(dresscode_and_world):
+    dresscode, _ = dresscode_and_world
+    paired = readers.read_pairs(dresscode, "dresscode", "test", paired=True)
+    unpaired = readers.read_pairs(dresscode, "dresscode", "test")
+    assert [p.person for p in paired] == [p.person for p in unpaired] and len(paired) == 3
+    for own, other in zip(paired, unpaired):
+        assert own.cloth == own.person.replace("_0", "_1") != other.cloth
+        assert own.category == other.category and own.layout == "dresscode"
+        assert other.files["cloth"].parent == other.files["person"].parent  # a garment of the same folder
+    (dresscode / "meta.json").rename(dresscode / "meta.json.away")  # as the real dataset: no meta.json
+    try:
+        assert readers.layout_garment_labels(dresscode) == (LIP.UPPER_CLOTHES, LIP.COAT)
+    finally:
+        (dresscode / "meta.json.away").rename(dresscode / "meta.json")
+
+
+def test_dresscode_bad_files_name_the_file(dresscode_and_world, tmp_path):
+    dresscode, _ = dresscode_and_world
+    root = tmp_path / "dc"
+    shutil.copytree(dresscode, root)
+    keypoints = root / "lower_body" / "keypoints" / "000001_2.json"
+    keypoints.write_text('{"people": []}')
+    with pytest.raises(UserError, match=f"{keypoints}: not a DressCode keypoint file.*line 1 of "):
+        readers.pair_table(root)
+    keypoints.unlink()
+    with pytest.raises(UserError, match=f"{keypoints}: file not found \\(needed by line 1 of "
+                                        f"{root / 'lower_body' / 'train_pairs.txt'}"):
+        readers.pair_table(root)
+    shutil.copy(dresscode / "lower_body" / "keypoints" / "000001_2.json", keypoints)
+    labels = root / "upper_body" / "label_maps" / "000000_4.png"
+    cv2.imwrite(str(labels), np.full((64, 48), 20, np.uint8))
+    with pytest.raises(Exception) as raised:
+        _examples(readers.make_dataset(root, height=64, width=48))
+    assert str(readers.as_user_error(raised.value)) == f"{labels}: label 20 is not a DressCode label (0..17)"

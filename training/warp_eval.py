@@ -39,7 +39,7 @@ def load_pairs(root, split: str = "test", height: int | None = None, width: int 
     """(examples, layout, height, width): each example a dict of numpy arrays with the
     product `cloth`, `cloth_mask`, the wearer's `person`, `garment_mask` (the garment of the pair's
     category) and `occluder_mask`, the `name`, the `category`, and, where the synthetic world records them, `worn_mask` and `label` (dict or None)."""
-    from viton_tf.data.readers import decode_files, detect_layout, read_pairs
+    from viton_tf.data.readers import decode_pair, detect_layout, read_pairs
 
     root = Path(root)
     layout = detect_layout(root)
@@ -49,7 +49,7 @@ def load_pairs(root, split: str = "test", height: int | None = None, width: int 
     pairs = read_pairs(root, layout, split, paired=True if synthetic else None)
     examples = []
     for pair in pairs:
-        example = decode_files(pair.files, height, width)
+        example = decode_pair(pair, height, width)
         stem = Path(pair.cloth).stem
         labels = data.garment_labels if pair.category == "upper" else CATEGORIES[pair.category].garment_labels
         garment = np.isin(example["parsing"], labels).astype(np.float32)[..., None]

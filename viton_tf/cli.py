@@ -115,7 +115,7 @@ def _synth(args: argparse.Namespace) -> int:
     from viton_tf.data.synthetic import write_world
 
     config = SynthConfig(pairs=args.pairs, height=args.height, width=args.width, seed=args.seed,
-                         test_fraction=args.test_fraction, categories=args.categories)
+                         test_fraction=args.test_fraction, categories=args.categories, layout=args.layout)
     write_world(args.out, config, progress=not args.quiet)
     return 0
 
@@ -226,7 +226,7 @@ class _Parser(argparse.ArgumentParser):
 # --- the parser: one function per subcommand ----------------------------------------
 
 def _add_synth(sub) -> None:
-    p = sub.add_parser("synth", help="generate the synthetic try-on world (VITON-HD layout)")
+    p = sub.add_parser("synth", help="generate the synthetic try-on world (VITON-HD or DressCode layout)")
     p.add_argument("--out", type=Path, required=True, help="output folder")
     p.add_argument("--pairs", type=_positive_int, default=SynthConfig.pairs, help="number of person/garment pairs")
     _add_size(p)
@@ -235,6 +235,9 @@ def _add_synth(sub) -> None:
                    help="share of pairs in the test split")
     p.add_argument("--categories", type=_categories, default=SynthConfig.categories,
                    help="comma-separated garment categories: upper,lower,dress")
+    p.add_argument("--layout", choices=("vitonhd", "dresscode"), default=SynthConfig.layout,
+                   help="vitonhd: with the synthetic truths (gt-warp, unpaired images); dresscode: the same persons "
+                        "and garments in DressCode's layout, to test its reader")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.set_defaults(handler=_synth)
 

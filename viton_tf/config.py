@@ -50,6 +50,19 @@ class LIP:
     RIGHT_SHOE = 19
 
 
+# DressCode's label maps (SCHP trained on ATR, 18 classes; aimagelab/dress-code data/labelmap.py) as LIP ids.
+# ATR has no neck (its head holds it: the reader splits it off at the shoulders as DressCode's loader does), no
+# coat, glove or socks; its belt goes with the trousers, and its bag, which LIP has no label for, is background.
+DRESSCODE_TO_LIP = {
+    0: LIP.BACKGROUND, 1: LIP.HAT, 2: LIP.HAIR, 3: LIP.SUNGLASSES, 4: LIP.UPPER_CLOTHES, 5: LIP.SKIRT,
+    6: LIP.PANTS, 7: LIP.DRESS, 8: LIP.PANTS, 9: LIP.LEFT_SHOE, 10: LIP.RIGHT_SHOE, 11: LIP.FACE,
+    12: LIP.LEFT_LEG, 13: LIP.RIGHT_LEG, 14: LIP.LEFT_ARM, 15: LIP.RIGHT_ARM, 16: LIP.BACKGROUND, 17: LIP.SCARF,
+}
+# DressCode's folder of each category, and the frame its keypoints are given in, (width, height), whatever the
+# photo's size (data/dataset.py scales them by width/384 and height/512).
+DRESSCODE_FOLDERS = {"upper": "upper_body", "lower": "lower_body", "dress": "dresses"}
+DRESSCODE_KEYPOINT_FRAME = (384.0, 512.0)
+
 # Keypoint names in COCO-18/OpenPose order (the order of the 18 pose channels).
 COCO18 = (
     "nose", "neck", "r_shoulder", "r_elbow", "r_wrist", "l_shoulder", "l_elbow",
@@ -159,6 +172,7 @@ class SynthConfig:
     categories: tuple[str, ...] = ("upper",)
     neck_label_probability: float = 0.5  # product photos showing the neck-label shadow
     jpeg_quality: int = 95
+    layout: str = "vitonhd"  # or "dresscode": the same world in DressCode's layout (a reader fixture)
 
 
 @dataclass(frozen=True)

@@ -7,6 +7,11 @@
 - "original": the official VITON code's: women_top/<id>_0.jpg person, <id>_1.jpg product,
   segment/<id>_0.jpg.mat, pose/<id>_0.mat, viton_{split}_pairs.txt; no cloth mask is shipped,
   so it is derived from the product photo (viton_tf.data.cloth_mask, the official rule on white).
+- "dresscode": DressCode's, as aimagelab/dress-code's data/dataset.py reads it: one folder per category
+  (upper_body, lower_body, dresses) holding images/<id>_0.jpg persons and <id>_1.jpg products,
+  label_maps/<id>_4.png (ATR labels: config.DRESSCODE_TO_LIP), keypoints/<id>_2.json (COCO-18 in a
+  384 x 512 frame) and its own train_pairs.txt, test_pairs_paired.txt, test_pairs_unpaired.txt; the
+  category of a pair is its folder's, and the cloth mask comes from the product photo as for "original".
 
 The pipeline is TF ops end to end (tf.io.read_file, the exported model's decoders and resize, the cloth
 mask and the representation): no Python per example. What TF cannot read is converted once up front
@@ -28,10 +33,11 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import BODY25_TO_COCO18, CATEGORIES, CATEGORY_NAMES, HEIGHT, LIP, WIDTH, DataConfig
+from viton_tf.config import (BODY25_TO_COCO18, CATEGORIES, CATEGORY_NAMES, DRESSCODE_FOLDERS,
+                             DRESSCODE_KEYPOINT_FRAME, DRESSCODE_TO_LIP, HEIGHT, LIP, WIDTH, DataConfig)
 from viton_tf.errors import UserError
 
-LAYOUTS = ("vitonhd", "cpvton", "original")
+LAYOUTS = ("vitonhd", "cpvton", "original", "dresscode")
 # Keys of every example, with their dtypes (names and the category are tf.string).
 FEATURES = ("person", "cloth", "cloth_mask", "parsing", "keypoints", "person_name", "cloth_name", "category")
 
@@ -47,6 +53,7 @@ class Pair:
     line: str  # "line 3 of DIR/train_pairs.txt: '000001_0.jpg 000001_1.jpg'"
     files: dict
     category: str = "upper"  # the garment's (config.CATEGORIES)
+    layout: str = "vitonhd"  # how its parsing and keypoints are read (LAYOUTS)
 
 
 # --- layouts ----------------------------------------------------------------------------
@@ -54,6 +61,8 @@ class Pair:
 def detect_layout(root: Path) -> str:
     """The layout of a dataset folder, from the folders it holds."""
     root = Path(root)
+    if any((root / folder / "images").is_dir() for folder in DRESSCODE_FOLDERS.values()):
+        return "dresscode"
     if (root / "women_top").is_dir() or any(root.glob("viton_*_pairs.txt")):
         return "original"
     for split in ("train", "test"):
@@ -63,7 +72,8 @@ def detect_layout(root: Path) -> str:
             return "cpvton"
     raise UserError(f"{root}: not a dataset folder (expected VITON-HD's train/ or test/ with "
                     "image-parse-v3/ and openpose_json/, CP-VTON's with image-parse/ and pose/, "
-                    "or VITON's women_top/ with segment/ and pose/)")
+                    "VITON's women_top/ with segment/ and pose/, or DressCode's upper_body/, lower_body/ or "
+                    "dresses/ with images/)")
 
 
 # The parse labels of the worn upper garment in each layout: upper clothes, dress and coat, as VITON-HD's
@@ -78,8 +88,8 @@ def layout_garment_labels(root: Path) -> tuple[int, ...]:
     if (Path(root) / "meta.json").is_file():
         synthetic_categories(root)
         return (LIP.UPPER_CLOTHES,)
-    detect_layout(root)
-    return UPPER_WEAR
+    # DressCode has a category of its own for dresses, and ATR no coat label: its upper garment is upper clothes.
+    return CATEGORIES["upper"].garment_labels if detect_layout(root) == "dresscode" else UPPER_WEAR
 
 
 def synthetic_categories(root: Path) -> dict[str, str]:
@@ -97,15 +107,44 @@ def synthetic_categories(root: Path) -> dict[str, str]:
     return category_of
 
 
-def pairs_path(root: Path, layout: str, split: str) -> Path:
-    """Where a layout keeps the pairs file of a split."""
+def pairs_path(root: Path, layout: str, split: str, paired=None) -> Path:
+    """Where a layout keeps the pairs file of a split (DressCode: each category folder keeps its own, this name;
+    its test split has a paired and an unpaired file)."""
+    if layout == "dresscode":
+        return Path(root) / ("train_pairs.txt" if split == "train" else
+                             f"test_pairs_{'paired' if paired else 'unpaired'}.txt")
     name = f"viton_{split}_pairs.txt" if layout == "original" else f"{split}_pairs.txt"
     return Path(root) / name
 
 
-def layout_files(root: Path, layout: str, split: str, person: str, cloth: str) -> dict:
-    """The files one pair needs, by role; "original" has no cloth mask file."""
+def _pair_sources(root: Path, layout: str, split: str, pairs_file, paired) -> list[tuple[Path, str | None]]:
+    """The pairs files to read, each with the category of its pairs (None: the dataset's own record of it)."""
+    if pairs_file:
+        return [(Path(pairs_file), None)]
+    if layout != "dresscode":
+        return [(pairs_path(root, layout, split), None)]
+    name = pairs_path(Path(), layout, split, paired)
+    return [(Path(root) / folder / name, category) for category, folder in DRESSCODE_FOLDERS.items()
+            if (Path(root) / folder).is_dir()]
+
+
+def dresscode_category(root: Path, person: str) -> str:
+    """The category of a DressCode person: the one whose folder holds the photo."""
+    for category, folder in DRESSCODE_FOLDERS.items():
+        if (Path(root) / folder / "images" / person).is_file():
+            return category
+    raise UserError(f"{person}: not in any of {', '.join(f'{root}/{f}/images' for f in DRESSCODE_FOLDERS.values())}")
+
+
+def layout_files(root: Path, layout: str, split: str, person: str, cloth: str, category: str | None = None) -> dict:
+    """The files one pair needs, by role; "original" and "dresscode" have no cloth mask file. A DressCode pair's
+    files are in its category's folder (found from the person photo when `category` is None)."""
     root, stem = Path(root), Path(person).stem
+    if layout == "dresscode":
+        folder = root / DRESSCODE_FOLDERS[category or dresscode_category(root, person)]
+        key = stem[:-2] if stem.endswith("_0") else stem
+        return {"person": folder / "images" / person, "cloth": folder / "images" / cloth,
+                "parsing": folder / "label_maps" / f"{key}_4.png", "keypoints": folder / "keypoints" / f"{key}_2.json"}
     if layout == "original":
         return {"person": root / "women_top" / person, "cloth": root / "women_top" / cloth,
                 "parsing": root / "segment" / f"{person}.mat", "keypoints": root / "pose" / f"{stem}.mat"}
@@ -147,28 +186,33 @@ def read_pairs(root: Path, layout: str, split: str, pairs_file=None, paired=None
         warnings.warn(f"skipped {len(bad)} of {len(bad) + len(pairs)} pairs with missing files; "
                       f"first: {bad[0]}", stacklevel=2)
     if not pairs:
-        raise UserError(f"{pairs_file or pairs_path(root, layout, split)}: no usable pairs")
+        raise UserError(f"{pairs_file or pairs_path(root, layout, split, paired)}: no usable pairs")
     return pairs
 
 
 def _read_pairs(root: Path, layout: str, split: str, pairs_file, paired, skip_bad: bool):
     """(pairs whose files exist, messages of the pairs skipped for a missing file)."""
-    path = Path(pairs_file) if pairs_file else pairs_path(root, layout, split)
-    if not path.is_file():
-        raise UserError(f"{path}: pairs file not found (lines 'person.jpg cloth.jpg')")
-    category_of = synthetic_categories(root) if (Path(root) / "meta.json").is_file() else {}
+    synthetic = (Path(root) / "meta.json").is_file() and layout != "dresscode"
+    category_of = synthetic_categories(root) if synthetic else {}
     pairs, bad = [], []
-    for line, person, cloth in pair_lines(path):
-        cloth = _own_cloth(layout, person) if paired else cloth
-        files = layout_files(root, layout, split, person, cloth)
-        missing = [f for f in files.values() if not f.is_file()]
-        if missing:
-            message = f"{missing[0]}: file not found (needed by {line})"
-            if not skip_bad:
-                raise UserError(message)
-            bad.append(message)
-            continue
-        pairs.append(Pair(person, cloth, line, files, category_of.get(Path(person).stem, "upper")))
+    for path, folder_category in _pair_sources(root, layout, split, pairs_file, paired):
+        if not path.is_file():
+            raise UserError(f"{path}: pairs file not found (lines 'person.jpg cloth.jpg')")
+        for line, person, cloth in pair_lines(path):
+            cloth = _own_cloth(layout, person) if paired else cloth
+            try:
+                category = folder_category or (dresscode_category(root, person) if layout == "dresscode"
+                                               else category_of.get(Path(person).stem, "upper"))
+                files = layout_files(root, layout, split, person, cloth, category)
+                missing = [f for f in files.values() if not f.is_file()]
+                if missing:
+                    raise UserError(f"{missing[0]}: file not found")
+            except UserError as error:
+                if not skip_bad:
+                    raise UserError(f"{error} (needed by {line})") from None
+                bad.append(f"{error} (needed by {line})")
+                continue
+            pairs.append(Pair(person, cloth, line, files, category, layout))
     return pairs, bad
 
 
@@ -312,6 +356,22 @@ def read_keypoints_mat(path) -> np.ndarray:
     return _clean_keypoints(keypoints)
 
 
+def read_keypoints_dresscode(path) -> np.ndarray:
+    """DressCode's keypoint JSON ({"keypoints": 18 x [x, y, score, id]}, COCO-18 in its 384 x 512 frame) as
+    float32 [18, 3] in that frame; a joint at x <= 1 and y <= 1 is missing, as dataset.py reads it."""
+    try:
+        values = np.asarray(json.loads(_read_bytes(Path(path)))["keypoints"], np.float32)
+    except (ValueError, KeyError, TypeError):
+        raise UserError(f"{path}: not a DressCode keypoint file (a JSON object with 'keypoints')") from None
+    if values.shape != (18, 4) and values.shape != (18, 3):
+        raise UserError(f"{path}: keypoints are {list(values.shape)}, expected 18 x [x, y, score, id]")
+    keypoints = values[:, :3].copy()
+    present = (keypoints[:, 0] > 1) & (keypoints[:, 1] > 1)
+    keypoints[:, 2] = np.where(keypoints[:, 2] > 0, keypoints[:, 2], 1.0)
+    keypoints[~present] = 0.0
+    return keypoints
+
+
 def _clean_keypoints(keypoints: np.ndarray) -> np.ndarray:
     keypoints = np.asarray(keypoints, np.float32).copy()
     keypoints[keypoints[:, 2] <= 0] = 0.0
@@ -374,10 +434,15 @@ def _jpeg_or_png_size(path: Path) -> tuple[int, int] | None:
 class PairTable:
     """The checked pairs of a split as the columns a tf.data pipeline indexes: file names, the pair
     lines (for error messages) and the keypoints, parsed once up front (float32 [N, 18, 3], in pixels
-    of the person photo: 0.8 MB for VITON-HD's 11,647 pairs)."""
+    of the person photo or of the layout's keypoint frame: 0.8 MB for VITON-HD's 11,647 pairs)."""
 
     pairs: tuple
     columns: dict  # name -> numpy array [N, ...]
+
+    @property
+    def labels(self) -> str:
+        """The parsing's label set: "dresscode" (ATR, mapped to LIP in decode_row) or "lip"."""
+        return "dresscode" if self.pairs and self.pairs[0].layout == "dresscode" else "lip"
 
     def __len__(self) -> int:
         return len(self.pairs)
@@ -427,11 +492,11 @@ MAX_IMAGE_SIDE = 1 << 14  # the decoders' bound on a photo's side (VITON-HD's la
 
 
 def decode_row(row: dict, height: int, width: int, with_mask_files: bool,
-               cloth_threshold: float = DataConfig.cloth_foreground_threshold) -> dict:
+               cloth_threshold: float = DataConfig.cloth_foreground_threshold, labels: str = "lip") -> dict:
     """One pair (a `PairTable.row`) decoded in TF ops at height x width: the person and product photos
     (the exported model's decoder and resize), the cloth mask (its file, or from the product photo as
-    the exported model does), the parsing (the exported model's palette-aware decoder), the keypoints
-    scaled to the new size."""
+    the exported model does), the parsing (the exported model's palette-aware decoder; DressCode's ATR
+    labels mapped to LIP), the keypoints scaled to the new size."""
     import tensorflow as tf
 
     from viton_tf.data.cloth_mask import cloth_mask_from_photo
@@ -453,28 +518,56 @@ def decode_row(row: dict, height: int, width: int, with_mask_files: bool,
         cloth_mask = tf.cast(mask > 0.5, tf.float32)
     else:
         cloth_mask = cloth_mask_from_photo(cloth[None], cloth_threshold)[0]
-    parsing = decode_parsing(tf.io.read_file(row["parsing_file"]), height, width)
-    size = tf.cast(tf.shape(person)[:2], tf.float32)
-    scale = tf.stack([width / size[1], height / size[0], 1.0])
+    parsing = tf.cast(decode_parsing(tf.io.read_file(row["parsing_file"]), height, width), tf.int32)
+    photo_size = tf.cast(tf.stack([tf.shape(person)[1], tf.shape(person)[0]]), tf.float32)  # (width, height)
+    frame = tf.where(row["keypoint_frame"] > 0, row["keypoint_frame"], photo_size)
+    keypoints = row["keypoints"] * tf.stack([width / frame[0], height / frame[1], 1.0])
+    if labels == "dresscode":
+        parsing = dresscode_parsing(parsing, keypoints, row["parsing_file"])
     return {
         "person": tf.ensure_shape(resize_photo(person, height, width), [height, width, 3]),
         "cloth": tf.ensure_shape(cloth, [height, width, 3]),
         "cloth_mask": tf.ensure_shape(cloth_mask, [height, width, 1]),
-        "parsing": tf.ensure_shape(tf.cast(parsing, tf.int32), [height, width]),
-        "keypoints": tf.ensure_shape(row["keypoints"] * scale, [18, 3]),
+        "parsing": tf.ensure_shape(parsing, [height, width]),
+        "keypoints": tf.ensure_shape(keypoints, [18, 3]),
         "person_name": row["person_name"],
         "cloth_name": row["cloth_name"],
         "category": row["category"],
     }
 
 
+# DressCode's label ids (0..17) -> LIP ids, as a lookup table over every uint8 value (-1: not a DressCode label).
+_DRESSCODE_LOOKUP = tuple(DRESSCODE_TO_LIP.get(value, -1) for value in range(256))
+
+
+def dresscode_parsing(labels, keypoints, name):
+    """DressCode's ATR label map [H, W] (int32) as LIP ids. ATR's head holds the neck: below the line through the
+    shoulders, raised by 20 rows at 512 high, it is neck, as dataset.py's "delete neck" step draws it. A label
+    outside DressCode's 0..17 is an error naming the file."""
+    import tensorflow as tf
+
+    height, width = labels.shape[0], labels.shape[1]
+    lip = tf.gather(tf.constant(_DRESSCODE_LOOKUP, tf.int32), tf.clip_by_value(labels, 0, 255))
+    check = tf.debugging.Assert(tf.reduce_all(lip >= 0), [tf.strings.join([
+        "UserError: ", name, ": label ", tf.strings.as_string(tf.reduce_max(labels)),
+        " is not a DressCode label (0..17)"])])
+    right, left = keypoints[2], keypoints[5]
+    run = left[0] - right[0]
+    usable = (right[2] > 0) & (left[2] > 0) & (tf.abs(run) >= 1.0)
+    line = (right[1] + tf.math.divide_no_nan(left[1] - right[1], run) * (tf.range(width, dtype=tf.float32) - right[0])
+            - 20.0 * height / 512.0)
+    below = tf.range(height, dtype=tf.float32)[:, None] >= tf.floor(line)[None, :]
+    with tf.control_dependencies([check]):
+        return tf.where(usable & below & (lip == LIP.FACE), LIP.NECK, lip)
+
+
 _decode_row_traced = None
 
 
-def decode_files(files: dict, height: int, width: int,
-                 cloth_threshold: float = DataConfig.cloth_foreground_threshold) -> dict:
-    """One pair's files (see `layout_files`) as numpy arrays at height x width (the pipeline's decoding)."""
-    return _decode_one(Pair("", "", f"pair of {files['person']}", files), height, width, cloth_threshold)
+def decode_pair(pair: Pair, height: int, width: int,
+                cloth_threshold: float = DataConfig.cloth_foreground_threshold) -> dict:
+    """One pair (see `read_pairs`) as numpy arrays at height x width (the pipeline's decoding)."""
+    return _decode_one(pair, height, width, cloth_threshold)
 
 
 def _decode_one(pair: Pair, height: int, width: int, cloth_threshold: float) -> dict:
@@ -489,12 +582,12 @@ def _decode_one(pair: Pair, height: int, width: int, cloth_threshold: float) -> 
             raise UserError(f"{path}: file not found (needed by {pair.line})")
     table = _table([pair], [_converted(pair)])
     row = {name: tf.constant(values[0]) for name, values in table.columns.items()}
-    example = _decode_row_traced(row, height, width, "cloth_mask" in pair.files, cloth_threshold)
+    example = _decode_row_traced(row, height, width, "cloth_mask" in pair.files, cloth_threshold, table.labels)
     return {key: value.numpy() for key, value in example.items()}
 
 
 def _converted(pair: Pair) -> tuple[np.ndarray, str]:
-    """(keypoints [18, 3], the parsing file TF reads) of a pair whose files exist, after checking its image
+    """(keypoints [18, 3] in the pair's keypoint frame, the parsing file TF reads) of a pair whose files exist, after checking its image
     headers; a UserError naming the file and the pair line otherwise."""
     try:
         for role in ("person", "cloth", "cloth_mask", "parsing"):
@@ -506,8 +599,12 @@ def _converted(pair: Pair) -> tuple[np.ndarray, str]:
         if parsing.suffix == ".mat":
             parsing = _segment_png(parsing, Path(pair.files["person"]))
         keypoints_file = Path(pair.files["keypoints"])
-        keypoints = read_keypoints_mat(keypoints_file) if keypoints_file.suffix == ".mat" \
-            else read_keypoints_json(keypoints_file)
+        if pair.layout == "dresscode":
+            keypoints = read_keypoints_dresscode(keypoints_file)
+        elif keypoints_file.suffix == ".mat":
+            keypoints = read_keypoints_mat(keypoints_file)
+        else:
+            keypoints = read_keypoints_json(keypoints_file)
     except UserError as error:
         raise UserError(f"{error} (in {pair.line})") from None
     return keypoints, str(parsing)
@@ -520,6 +617,9 @@ def _table(pairs: list[Pair], converted: list[tuple[np.ndarray, str]]) -> PairTa
         "cloth_mask_file": np.array([str(p.files.get("cloth_mask", "")) for p in pairs]),
         "parsing_file": np.array([parsing for _, parsing in converted]),
         "keypoints": np.stack([keypoints for keypoints, _ in converted]).astype(np.float32),
+        # (width, height) of the frame the keypoints are in; zeros: the person photo's pixels.
+        "keypoint_frame": np.array([DRESSCODE_KEYPOINT_FRAME if p.layout == "dresscode" else (0.0, 0.0)
+                                    for p in pairs], np.float32),
         "line": np.array([p.line for p in pairs]),
         "person_name": np.array([p.person for p in pairs]),
         "cloth_name": np.array([p.cloth for p in pairs]),
@@ -531,10 +631,13 @@ def load_example(root, person_name: str, cloth_name: str, layout: str = "auto", 
     """One example as a dict of numpy arrays (the keys of `FEATURES`)."""
     root = _check_root(root)
     layout = detect_layout(root) if layout == "auto" else _check_layout(layout)
-    files = layout_files(root, layout, split, person_name, cloth_name)
-    category_of = synthetic_categories(root) if (root / "meta.json").is_file() else {}
-    pair = Pair(person_name, cloth_name, f"pair '{person_name} {cloth_name}'", files,
-                category_of.get(Path(person_name).stem, "upper"))
+    if layout == "dresscode":
+        category = dresscode_category(root, person_name)
+    else:
+        category_of = synthetic_categories(root) if (root / "meta.json").is_file() else {}
+        category = category_of.get(Path(person_name).stem, "upper")
+    files = layout_files(root, layout, split, person_name, cloth_name, category)
+    pair = Pair(person_name, cloth_name, f"pair '{person_name} {cloth_name}'", files, category, layout)
     return _decode_one(pair, height, width, DataConfig.cloth_foreground_threshold)
 
 
@@ -560,7 +663,8 @@ def decoded(table: PairTable, indices, height: int, width: int, skip_bad: bool =
     import tensorflow as tf
 
     with_masks = "cloth_mask" in table.pairs[0].files
-    dataset = indices.map(lambda index: decode_row(table.row(index), height, width, with_masks, cloth_threshold),
+    dataset = indices.map(lambda index: decode_row(table.row(index), height, width, with_masks, cloth_threshold,
+                                                   table.labels),
                           num_parallel_calls=tf.data.AUTOTUNE, deterministic=True)
     return dataset.ignore_errors(log_warning=True) if skip_bad else dataset
 

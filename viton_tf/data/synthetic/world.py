@@ -1,5 +1,6 @@
 """The synthetic world on disk: train and test splits in the VITON-HD layout plus the truths no real
-dataset has (gt-warp, cloth-label, cloth-mask-worn, unpaired images)."""
+dataset has (gt-warp, cloth-label, cloth-mask-worn, unpaired images); or the same persons and garments in
+DressCode's layout, a fixture for its reader."""
 from __future__ import annotations
 
 import json
@@ -9,7 +10,8 @@ from pathlib import Path
 import cv2
 import numpy as np
 
-from viton_tf.config import CATEGORIES, CATEGORY_NAMES, SynthConfig
+from viton_tf.config import (BODY25_TO_COCO18, CATEGORIES, CATEGORY_NAMES, DRESSCODE_FOLDERS, DRESSCODE_KEYPOINT_FRAME,
+                             LIP, SynthConfig)
 from viton_tf.data.synthetic.bodies import _keypoints, _sample_body
 from viton_tf.data.synthetic.garments import _sample_lower, _sample_upper
 from viton_tf.data.synthetic.geometry import _Grid
@@ -46,6 +48,8 @@ def _validate(out: Path, config: SynthConfig) -> None:
     unknown = [c for c in categories if c not in CATEGORIES]
     if unknown or not categories:
         raise UserError(f"SynthConfig.categories: unknown {unknown or 'empty'}; choose from {', '.join(CATEGORY_NAMES)}")
+    if config.layout not in ("vitonhd", "dresscode"):
+        raise UserError(f"SynthConfig.layout: {config.layout!r}; expected 'vitonhd' or 'dresscode'")
 
 
 def count_test_pairs(config: SynthConfig) -> int:
@@ -119,19 +123,28 @@ def swapped_garment(config: SynthConfig, index: int, product_index: int, categor
             "product_mask": product.mask}
 
 
-def write_world(out: Path | str, config: SynthConfig, progress: bool = True) -> None:
-    """Write `config.pairs` person/garment pairs in the VITON-HD layout plus the synthetic ground truth."""
-    from tqdm import tqdm
-
-    out = Path(out)
-    _validate(out, config)
-    categories = (config.categories,) if isinstance(config.categories, str) else tuple(config.categories)
-    for stale in ("train", "test", "train_pairs.txt", "test_pairs.txt", "meta.json"):
+def _clear(out: Path) -> None:
+    """Remove what an earlier synthetic world wrote to `out` (either layout)."""
+    for stale in ("train", "test", "train_pairs.txt", "test_pairs.txt", "meta.json", *DRESSCODE_FOLDERS.values()):
         path = out / stale
         if path.is_dir():
             shutil.rmtree(path)
         elif path.exists():
             path.unlink()
+
+
+def write_world(out: Path | str, config: SynthConfig, progress: bool = True) -> None:
+    """Write `config.pairs` person/garment pairs in the VITON-HD layout plus the synthetic ground truth (or, with
+    `config.layout` "dresscode", in DressCode's layout: `write_dresscode`)."""
+    from tqdm import tqdm
+
+    out = Path(out)
+    _validate(out, config)
+    if config.layout == "dresscode":
+        write_dresscode(out, config, progress)
+        return
+    categories = (config.categories,) if isinstance(config.categories, str) else tuple(config.categories)
+    _clear(out)
     n_test = count_test_pairs(config)
     n_train = config.pairs - n_test
     for split in ("train", "test"):
@@ -189,3 +202,73 @@ def write_world(out: Path | str, config: SynthConfig, progress: bool = True) -> 
     _write_json(out / "meta.json", {"height": height, "width": width, "seed": config.seed,
                                     "categories": list(categories), "pairs": config.pairs, "version": VERSION,
                                     "category_of": dict(zip(stems, category_of))})
+
+
+# --- DressCode's layout -------------------------------------------------------------------
+
+# LIP ids -> DressCode's ATR ids: the inverse of config.DRESSCODE_TO_LIP where it has one; the neck goes into
+# ATR's head (the reader splits it off at the shoulders), coats are upper clothes, socks legs, gloves arms.
+_LIP_TO_DRESSCODE = {
+    LIP.BACKGROUND: 0, LIP.HAT: 1, LIP.HAIR: 2, LIP.GLOVE: 14, LIP.SUNGLASSES: 3, LIP.UPPER_CLOTHES: 4, LIP.DRESS: 7,
+    LIP.COAT: 4, LIP.SOCKS: 12, LIP.PANTS: 6, LIP.NECK: 11, LIP.SCARF: 17, LIP.SKIRT: 5, LIP.FACE: 11,
+    LIP.LEFT_ARM: 14, LIP.RIGHT_ARM: 15, LIP.LEFT_LEG: 12, LIP.RIGHT_LEG: 13, LIP.LEFT_SHOE: 9, LIP.RIGHT_SHOE: 10,
+}
+
+
+def _dresscode_keypoints(body25: np.ndarray, height: int, width: int) -> dict:
+    """BODY_25 keypoints [25, 3] in pixels as DressCode's JSON: COCO-18 [x, y, score, id] in its 384 x 512
+    frame, a missing joint at (0, 0) with score 0 and id -1."""
+    coco = body25[list(BODY25_TO_COCO18)]
+    scale = (DRESSCODE_KEYPOINT_FRAME[0] / width, DRESSCODE_KEYPOINT_FRAME[1] / height)
+    points = [[round(float(x * scale[0]), 3), round(float(y * scale[1]), 3), round(float(c), 3), joint]
+              if c > 0 else [0.0, 0.0, 0.0, -1] for joint, (x, y, c) in enumerate(coco)]
+    return {"keypoints": points}
+
+
+def write_dresscode(out: Path, config: SynthConfig, progress: bool = True) -> None:
+    """The world's persons and garments in DressCode's layout: per category folder images/<id>_0.jpg (person),
+    <id>_1.jpg (product), label_maps/<id>_4.png (ATR ids), keypoints/<id>_2.json, train_pairs.txt,
+    test_pairs_paired.txt, test_pairs_unpaired.txt (each test person with the next test garment of the folder).
+    DressCode ships no cloth masks and no truths; nor does this fixture."""
+    from tqdm import tqdm
+
+    categories = (config.categories,) if isinstance(config.categories, str) else tuple(config.categories)
+    _clear(out)
+    n_test = count_test_pairs(config)
+    n_train = config.pairs - n_test
+    category_of = _categories_of(categories, n_train, n_test)
+    lookup = np.zeros(256, np.uint8)
+    for lip, atr in _LIP_TO_DRESSCODE.items():
+        lookup[lip] = atr
+    grid = _Grid.of(config.height, config.width)
+    lines = {(category, name): [] for category in categories
+             for name in ("train_pairs.txt", "test_pairs_paired.txt", "test_pairs_unpaired.txt")}
+    tests = {category: [] for category in categories}
+    for index in tqdm(range(config.pairs), desc="synth", unit="pair", disable=not progress):
+        category = category_of[index]
+        folder = out / DRESSCODE_FOLDERS[category]
+        for name in ("images", "label_maps", "keypoints"):
+            (folder / name).mkdir(parents=True, exist_ok=True)
+        body, garment = _world_item(config, index, category, grid)
+        image, parse, _ = _render(body, garment, grid)
+        key = f"{index:06d}"
+        _write_jpeg(folder / "images" / f"{key}_0.jpg", image, config.jpeg_quality)
+        _write_jpeg(folder / "images" / f"{key}_1.jpg", garment.image, config.jpeg_quality)
+        _write_png(folder / "label_maps" / f"{key}_4.png", lookup[parse])
+        _write_json(folder / "keypoints" / f"{key}_2.json",
+                    _dresscode_keypoints(_keypoints(body, config.height, config.width), config.height, config.width))
+        if index < n_train:
+            lines[category, "train_pairs.txt"].append(f"{key}_0.jpg {key}_1.jpg\n")
+        else:
+            lines[category, "test_pairs_paired.txt"].append(f"{key}_0.jpg {key}_1.jpg\n")
+            tests[category].append(key)
+    for category, keys in tests.items():
+        for position, key in enumerate(keys):
+            lines[category, "test_pairs_unpaired.txt"].append(f"{key}_0.jpg {keys[(position + 1) % len(keys)]}_1.jpg\n")
+    for (category, name), text in lines.items():
+        folder = out / DRESSCODE_FOLDERS[category]
+        folder.mkdir(parents=True, exist_ok=True)
+        (folder / name).write_text("".join(text))
+    _write_json(out / "meta.json", {"height": config.height, "width": config.width, "seed": config.seed,
+                                    "categories": list(categories), "pairs": config.pairs, "version": VERSION,
+                                    "layout": "dresscode"})
