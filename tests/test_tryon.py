@@ -105,9 +105,10 @@ def mixed_world(tmp_path_factory):
     return out
 
 
-def test_a_lower_body_try_on_keeps_the_top_arms_face_and_hair_of_a_real_photo(prepared_real_pair, mixed_world):
+def test_a_lower_body_try_on_and_a_dress_on_a_real_photo(prepared_real_pair, mixed_world):
     """serving_category on a real photo: upper answers what serving_default answers, bit for bit; lower replaces
-    the trousers only (the top, arms, face and hair are the photo's own pixels); the category comes back."""
+    the trousers only (the top, arms, face and hair are the photo's own pixels); a dress (bodice, then skirt)
+    replaces the top and the shorts as one garment, face and hair kept; the category comes back."""
     import json
 
     import tensorflow as tf
@@ -117,15 +118,18 @@ def test_a_lower_body_try_on_keeps_the_top_arms_face_and_hair_of_a_real_photo(pr
 
     person, _, inputs = prepared_real_pair
     category_of = json.loads((mixed_world / "meta.json").read_text())["category_of"]
-    trousers = next(stem for stem, name in sorted(category_of.items()) if name == "lower")
-    split = "train" if (mixed_world / "train" / "cloth" / f"{trousers}.jpg").is_file() else "test"
-    product = (mixed_world / split / "cloth" / f"{trousers}.jpg").read_bytes()
+    products = {}
+    for category in ("lower", "dress"):
+        stem = next(stem for stem, name in sorted(category_of.items()) if name == category)
+        split = "train" if (mixed_world / "train" / "cloth" / f"{stem}.jpg").is_file() else "test"
+        products[category] = (mixed_world / split / "cloth" / f"{stem}.jpg").read_bytes()
     module = TryOnModule(256, 192, method="layout", layout_nets=load_layout_nets())
-    batch = {name: tf.constant(np.concatenate([value, value])) for name, value in inputs.items()}
-    batch["cloth_image"] = tf.constant([inputs["cloth_image"][0], product])
-    outputs = module.serving_category(**batch, category=tf.constant(["upper", "lower"]))
-    assert [name.decode() for name in outputs["category"].numpy()] == ["upper", "lower"]
-    default = module.serving_default(**{name: tf.constant(value) for name, value in inputs.items()})
+    batch = {name: tf.constant(np.concatenate([value] * 3)) for name, value in inputs.items()}
+    batch["cloth_image"] = tf.constant([inputs["cloth_image"][0], products["lower"], products["dress"]])
+    outputs = module.serving_category(**batch, category=tf.constant(["upper", "lower", "dress"]))
+    assert [name.decode() for name in outputs["category"].numpy()] == ["upper", "lower", "dress"]
+    # At the same batch size (oneDNN's kernels, and so the last bit, may differ between batch sizes).
+    default = module.serving_default(**{name: tf.constant(np.concatenate([value] * 3)) for name, value in inputs.items()})
     assert outputs["tryon_png_bytes"][0].numpy() == default["tryon_png_bytes"][0].numpy()
 
     result = tf.io.decode_png(outputs["tryon_png_bytes"][1]).numpy()
@@ -138,6 +142,19 @@ def test_a_lower_body_try_on_keeps_the_top_arms_face_and_hair_of_a_real_photo(pr
     assert trousers_worn.sum() > 0.03 * parsing.size and kept.sum() > 0.1 * parsing.size
     assert not differs[kept].any()  # top, arms, face and hair: the photo's own pixels
     assert differs[trousers_worn].mean() > 0.5  # the trousers changed
+
+    dress = tf.io.decode_png(outputs["tryon_png_bytes"][2]).numpy()
+    differs = np.any(dress != photo, axis=-1)
+    face_hair = cv2.erode(np.isin(parsing, (2, 13)).astype(np.uint8), np.ones((9, 9))) > 0
+    top = cv2.erode(np.isin(parsing, (5,)).astype(np.uint8), np.ones((9, 9))) > 0
+    assert not differs[face_hair].any() and differs[top].mean() > 0.9 and differs[trousers_worn].mean() > 0.9
+    # One garment from the shoulders down: the body's centre column is dress from the chest to the frame's bottom
+    # rows (the skirt's waistband on the bodice's hem, no gap at the seam).
+    garment = outputs["composition_mask"][2, ..., 0].numpy() > 0.5
+    keypoints = inputs["keypoints"][0] * np.array([192 / 768, 256 / 1024, 1.0])
+    centre = int(round((keypoints[8, 0] + keypoints[11, 0]) / 2))
+    chest = int(round(keypoints[2, 1] + 0.3 * (keypoints[8, 1] - keypoints[2, 1])))
+    assert garment[chest:240, centre - 2:centre + 3].all(axis=1).mean() > 0.95
     with pytest.raises(tf.errors.InvalidArgumentError, match="upper, lower, dress"):
         module.serving_category(**{name: tf.constant(value) for name, value in inputs.items()},
                                 category=tf.constant(["shoes"]))

@@ -158,8 +158,9 @@ def _smooth_outline(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 # on the synthetic world's full-length bodies: VITON-HD-style photos end at the thighs, so most of a pair of
 # trousers lies outside the frame, and only a uniform scale keeps the product's proportions (and its print).
 # Trousers and skirts: the product's waistband on the top of the worn lower garment (else a little above the
-# hips), as wide as the garment's top rows. Dresses: the product's top on the shoulder line, scaled so that
-# its width at the chest row equals the worn top's.
+# hips), as wide as the garment's top rows. Dresses are cut at the product's waist: the bodice is tried on as a
+# top (the upper layout network and the shape-context warp fit it to the torso and arms), and the skirt is then
+# placed as a lower-body garment whose waistband is the new bodice's hem (`_dress_as_top_and_skirt`).
 LOWER, DRESS = CATEGORY_NAMES.index("lower"), CATEGORY_NAMES.index("dress")
 WAIST_BAND = 0.03  # of the height: the rows whose widths are averaged at a top edge
 HIP_WAIST_WIDTH, HIP_WAIST_RISE = 1.8, 0.2  # without a worn lower garment: waist width and rise, x hip distance
@@ -192,10 +193,25 @@ def _top_row(mask: tf.Tensor, share: float = 0.3) -> tf.Tensor:
     return tf.cast(tf.argmax(tf.cast(wide & (widths > 0), tf.int32), axis=1), tf.float32)
 
 
+def _span_around(mask: tf.Tensor, centre: tf.Tensor):
+    """mask [B, H, W, 1], centre [B] (a column) -> (left, right) [B, H]: each row's run of mask pixels that holds
+    the centre column (its torso, not the arms beside it); left > right where the centre pixel is off."""
+    width = tf.shape(mask)[2]
+    columns = tf.cast(tf.range(width), tf.float32)[None, None]
+    inside = mask[..., 0] > 0.5
+    c = centre[:, None, None]
+    gap = tf.logical_not(inside)
+    left = tf.reduce_max(tf.where(gap & (columns < c), columns, -1.0), axis=2) + 1.0
+    right = tf.reduce_min(tf.where(gap & (columns > c), columns, tf.cast(width, tf.float32)), axis=2) - 1.0
+    at_centre = tf.gather(inside, tf.clip_by_value(tf.cast(centre, tf.int32), 0, width - 1), axis=2, batch_dims=1)
+    return tf.where(at_centre, left, 1.0), tf.where(at_centre, right, 0.0)
+
+
 def _anchored_placement(cloth_mask, parsing, keypoints, category, data: DataConfig,
-                        representation: RepresentationConfig) -> tf.Tensor:
+                        representation: RepresentationConfig, waist=None) -> tf.Tensor:
     """[B, 8] projective transforms (output pixel -> product pixel) that place each product on the body: for
-    a lower-body garment by its waistband, for a dress by its top and chest width; upper gets the identity."""
+    a lower-body garment by its waistband, for a dress by its top and chest width; upper gets the identity.
+    `waist` (y, centre, width [B], where width > 0) overrides where a lower-body garment's waistband goes."""
     height = cloth_mask.shape[1]
     rows = max(1, round(WAIST_BAND * height))
     left, right = _row_extents(cloth_mask)
@@ -213,6 +229,10 @@ def _anchored_placement(cloth_mask, parsing, keypoints, category, data: DataConf
     waist_width = tf.where(has_worn, _band(worn_right - worn_left + 1.0, worn_top, rows), HIP_WAIST_WIDTH * hip_distance)
     waist_centre = tf.where(has_worn, _band((worn_left + worn_right) / 2.0, worn_top, rows), (x[:, 8] + x[:, 11]) / 2.0)
     waist_y = tf.where(has_worn, worn_top, (y[:, 8] + y[:, 11]) / 2.0 - HIP_WAIST_RISE * hip_distance)
+    if waist is not None:
+        given = waist[2] > 0.0
+        waist_y, waist_centre, waist_width = (tf.where(given, value, default) for value, default in
+                                              zip(waist, (waist_y, waist_centre, waist_width)))
     lower_scale = tf.maximum(waist_width, 1.0) / product_width
     # Dress: the shoulders, and the worn top's width at the chest row (two fixed-point steps on the scale).
     shoulder_y = (y[:, 2] + y[:, 5]) / 2.0 - SHOULDER_RISE * height
@@ -266,25 +286,136 @@ def _layout(layout_nets: dict, inputs: tf.Tensor, category: tf.Tensor) -> dict:
     return layout
 
 
+def _ankles_out(keypoints, height: int) -> tf.Tensor:
+    """[B] bool: the photo ends above an ankle (VITON-HD's end at the thighs)."""
+    seen = lambda joint: (keypoints[:, joint, 2] > 0) & (keypoints[:, joint, 1] < float(height))
+    return ~(seen(10) & seen(13))
+
+
+# Of a dress product's height from its top: where it is cut into the bodice (tried on as a top) and the skirt. A
+# top in the synthetic world the upper layout network learned from reaches the hips, about half of a dress's
+# length from the shoulders; a shorter bodice is a crop top that network has never seen.
+DRESS_BODICE_SHARE = 0.5
+
+
+def _dress_halves(cloth_mask: tf.Tensor):
+    """A dress product's mask [B, H, W, 1] cut DRESS_BODICE_SHARE of its height from its top: (bodice, skirt)."""
+    height = cloth_mask.shape[1]
+    rows = tf.cast(tf.range(height), tf.float32)[None]
+    filled = tf.reduce_sum(cloth_mask[..., 0], axis=2) > 0  # [B, H]
+    top = tf.reduce_min(tf.where(filled, rows, float(height)), axis=1)
+    bottom = tf.reduce_max(tf.where(filled, rows, -1.0), axis=1)
+    cut = top + DRESS_BODICE_SHARE * (bottom - top)
+    above = tf.cast(rows < cut[:, None], tf.float32)[:, :, None, None]
+    return cloth_mask * above, cloth_mask * (1.0 - above)
+
+
+PRODUCT_MARGIN = 0.05  # of the height: the white around a garment that fills its product photo
+
+
+def _reframed(cloth: tf.Tensor, mask: tf.Tensor):
+    """A part of a product photo (cloth [B, H, W, 3], its mask [B, H, W, 1]) scaled uniformly and centred to fill
+    the photo, as a whole garment fills its product photo (white outside the part)."""
+    height, width = mask.shape[1], mask.shape[2]
+    left, right = _row_extents(mask)
+    rows = tf.cast(tf.range(height), tf.float32)[None]
+    filled = right >= left
+    top = tf.reduce_min(tf.where(filled, rows, float(height)), axis=1)
+    bottom = tf.reduce_max(tf.where(filled, rows, -1.0), axis=1)
+    first = tf.reduce_min(tf.where(filled, left, float(width)), axis=1)
+    last = tf.reduce_max(tf.where(filled, right, -1.0), axis=1)
+    room = 1.0 - 2.0 * PRODUCT_MARGIN
+    scale = tf.minimum(room * height / tf.maximum(bottom - top + 1.0, 1.0), room * width / tf.maximum(last - first + 1.0, 1.0))
+    inverse = 1.0 / tf.maximum(scale, 1e-3)
+    zero = tf.zeros_like(inverse)
+    # output (x, y) -> part ((x - W/2) / scale + its centre x, (y - H/2) / scale + its centre y)
+    transforms = tf.stack([inverse, zero, (first + last) / 2.0 - width / 2.0 * inverse, zero, inverse,
+                           (top + bottom) / 2.0 - height / 2.0 * inverse, zero, zero], axis=1)
+    part = mask * cloth + (1.0 - mask)  # white outside the part
+    return (tf.ensure_shape(_place(part, transforms, 1.0), cloth.shape),
+            tf.ensure_shape(tf.cast(_place(mask, transforms, 0.0) > 0.5, tf.float32), mask.shape))
+
+
 def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dict, warp,
                  representation: RepresentationConfig, category=None, data: DataConfig = DataConfig()) -> dict:
     """The real-photo try-on: the layout network of each example's category (`category` [B] int32, see
     category_ids; None: all upper) decides the new garment's shape and the newly exposed skin; the product is
     warped onto that shape; skin is filled with the person's own tone and what the old garment leaves uncovered
-    from its surroundings; every other pixel is the person's own. No appearance is learned."""
+    from its surroundings; every other pixel is the person's own. No appearance is learned. A dress on a photo
+    that ends above the ankles is tried on as its bodice, then its skirt (`_dress_as_top_and_skirt`)."""
+    category = tf.zeros(tf.shape(person)[:1], tf.int32) if category is None else category
+    args = (layout_nets, warp, representation, data)
+    split = tf.equal(category, DRESS) & _ankles_out(keypoints, person.shape[1])
+    outputs = _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, *args, category)
+
+    def twice():  # the other examples keep the one-pass answer, bit for bit, whatever their batch-mates
+        dresses = _dress_as_top_and_skirt(person, cloth, cloth_mask, parsing, keypoints, *args)
+        return {name: tf.where(split[:, None, None, None], dresses[name], outputs[name]) for name in outputs}
+
+    return tf.cond(tf.reduce_any(split), twice, lambda: outputs)
+
+
+def _dress_as_top_and_skirt(person, cloth, cloth_mask, parsing, keypoints, layout_nets, warp, representation,
+                            data) -> dict:
+    """A dress try-on (of every example, all dresses) in two passes: the bodice as an upper-body garment, then
+    the skirt as a lower-body one on that result, its waistband on the bodice's hem (as wide as the bodice's
+    torso there)."""
+    args = (layout_nets, warp, representation, data)
+    height = person.shape[1]
+    bodice, skirt = _dress_halves(cloth_mask)
+    bodice_photo, bodice = _reframed(cloth, bodice)  # a top that fills its photo, as the upper network knows them
+    upper, lower = (tf.fill(tf.shape(person)[:1], CATEGORY_NAMES.index(name)) for name in ("upper", "lower"))
+    first = _layout_tryon_once(person, bodice_photo, bodice, parsing, keypoints, *args, upper)
+    garment, skin, changed = (first[name][..., 0] > 0.5 for name in ("composition_mask", "skin_mask", "changed_mask"))
+    x, y = keypoints[..., 0], keypoints[..., 1]
+    seen = keypoints[..., 2] > 0
+    hips_seen = seen[:, 8] & seen[:, 11]
+    centre = tf.where(hips_seen, (x[:, 8] + x[:, 11]) / 2.0, x[:, 1])
+    left, right = _span_around(tf.cast(garment, tf.float32)[..., None], centre)
+    span = right - left + 1.0
+    rows = tf.cast(tf.range(height), tf.float32)[None]
+    # The bodice's hem: the first row below the chest where the body's centre column leaves it (not a stray
+    # patch of garment lower down).
+    shoulder_y = (y[:, 2] + y[:, 5]) / 2.0
+    hip_y = tf.where(hips_seen, (y[:, 8] + y[:, 11]) / 2.0, shoulder_y + 0.35 * height)
+    chest_y = shoulder_y + CHEST_SHARE * (hip_y - shoulder_y)
+    hem = tf.reduce_min(tf.where((rows > chest_y[:, None]) & (span <= 0), rows, float(height)), axis=1) - 1.0
+    band = max(1, round(WAIST_BAND * height))
+    waist_y = tf.maximum(hem - band, 0.0)
+    waist_left, waist_right = _band(left, waist_y, band), _band(right, waist_y, band)
+    waist = (waist_y, (waist_left + waist_right) / 2.0,
+             tf.where(hem > chest_y, waist_right - waist_left + 1.0, 0.0))
+    # What the first pass drew, as the second pass's parsing: the bodice is the person's top (kept, so the skirt
+    # goes under it and its sleeves), its new skin their arms (kept); below the bodice's hem and between its sides
+    # (a bare midriff, a stray patch of bodice) and the rest it changed is free for the skirt to cover.
+    columns = tf.cast(tf.range(tf.shape(person)[2]), tf.float32)[None, None]
+    below_hem = ((rows[:, :, None] > hem[:, None, None]) & (columns >= waist_left[:, None, None])
+                 & (columns <= waist_right[:, None, None]))
+    parsing = tf.where(below_hem & (garment | skin | changed), LIP.BACKGROUND, tf.where(
+        garment, LIP.UPPER_CLOTHES, tf.where(skin, LIP.LEFT_ARM, tf.where(changed, LIP.BACKGROUND, parsing))))
+    second = _layout_tryon_once(first["tryon"], cloth, skirt, parsing, keypoints, *args, lower, waist)
+    covered = second["composition_mask"]
+    both = {"tryon": second["tryon"],
+            "warped_cloth": first["warped_cloth"] * (1.0 - covered) + second["warped_cloth"] * covered,
+            "skin_mask": tf.maximum(first["skin_mask"] * (1.0 - covered), second["skin_mask"])}
+    for name in ("composition_mask", "garment_mask", "warped_mask", "changed_mask"):
+        both[name] = tf.maximum(first[name], second[name])
+    return both
+
+
+def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dict, warp,
+                       representation: RepresentationConfig, data: DataConfig, category, waist=None) -> dict:
+    """One pass of `layout_tryon` (`waist`: see _anchored_placement)."""
     from viton_tf.layout import layout_inputs
     from viton_tf.warp.cloth_fixes import inpaint
 
     height = person.shape[1]
     reach, edge = max(1, height // 64), max(1, height // 256)  # 4 px and 1 px at 256x192
-    category = tf.zeros(tf.shape(person)[:1], tf.int32) if category is None else category
     # Shape-context matching needs the whole garment in the frame: a lower-body garment or a dress on a photo
     # that ends above the ankles (VITON-HD's end at the thighs) is placed by the body's anchors instead.
-    ankle_seen = lambda joint: (keypoints[:, joint, 2] > 0) & (keypoints[:, joint, 1] < float(height))
-    ankles_out = ~(ankle_seen(10) & ankle_seen(13))
-    anchored = (tf.not_equal(category, 0) & ankles_out)[:, None, None, None]
+    anchored = (tf.not_equal(category, 0) & _ankles_out(keypoints, height))[:, None, None, None]
     layout = _layout(layout_nets, layout_inputs(parsing, keypoints, cloth_mask, representation), category)
-    placement = _anchored_placement(cloth_mask, parsing, keypoints, category, data, representation)
+    placement = _anchored_placement(cloth_mask, parsing, keypoints, category, data, representation, waist)
     worn = category_mask(parsing, category, category_table("garment_labels", data, representation))
     # What a placed garment leaves uncovered of the old one is skin below the hips (legs), else what is behind.
     hips = tf.where(keypoints[:, 8, 2] * keypoints[:, 11, 2] > 0, (keypoints[:, 8, 1] + keypoints[:, 11, 1]) / 2.0,
