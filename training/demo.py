@@ -379,10 +379,12 @@ pair names. Whole demo: {seconds / 60:.1f} min.</p>
 <h2>Real photos: lower-body garments and dresses</h2>
 <p>The same served layout model through its <code>serving_category</code> signature (category
 <code>lower</code> or <code>dress</code>). No real lower-body or dress product photo ships with the project, so
-the products are the synthetic world's, rendered at 1024&times;768. The photos end at the thighs, so the product
-is placed by the body's anchors (its waistband on the top of the worn trousers or skirt; a dress's top on the
-shoulders, scaled to the worn top's chest width) instead of a shape match to an outline the frame cuts; the top,
-arms, face and hair of a lower-body try-on are the photo's own pixels.</p>
+the products are the synthetic world's, rendered at 1024&times;768. The photos end at the thighs, so trousers and
+skirts are placed by the body's anchors (the waistband on the top of the worn trousers or skirt) instead of a shape
+match to an outline the frame cuts; a dress is cut at half its height, its bodice tried on as a top (the upper
+layout network and the warp fit it to the torso and arms) and its skirt then placed with its waistband on the
+bodice's hem. The top, arms, face and hair of a lower-body try-on, and the face and hair of a dress, are the
+photo's own pixels.</p>
 {by_category}
 <h2>Synthetic test pairs, with the true image</h2>
 <p><b>VITON</b> (G_C + shape-context TPS warp + G_R, the paper's method) is trained here only on the

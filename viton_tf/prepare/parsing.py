@@ -24,7 +24,7 @@ L_HIP, R_HIP, L_KNEE, R_KNEE = 23, 24, 25, 26
 # Bare skin above the shoulder line, out to SHOULDER_REACH shoulder widths beyond the shoulders, is neck;
 # the face takes in face-coloured pixels up to FACE_REACH face widths from the mesh.
 SHOULDER_REACH = 0.15
-FACE_REACH = 0.06
+FACE_REACH = 0.12
 SURE_FACE = 1.5  # colour distance to the face's model under which a pixel by the face is face, not hair
 JAW_SHARE = 0.25
 HEM_REACH = 0.25  # of the torso's height: how far below the hem line the upper garment may still reach
