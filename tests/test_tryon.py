@@ -38,14 +38,23 @@ def prepared_real_pair(shared_data, tmp_path_factory):
                                            full_resolution=True)
 
 
-def test_the_layout_try_on_answers_at_the_photos_size_and_keeps_its_pixels_outside_the_change(prepared_real_pair):
+@pytest.fixture(scope="module")
+def layout_module():
+    """The real-photo try-on with the shipped layout networks (traced once for this file's tests)."""
+    from viton_tf.layout import load_layout_nets
+    from viton_tf.tryon import TryOnModule
+
+    return TryOnModule(256, 192, method="layout", layout_nets=load_layout_nets())
+
+
+def test_the_layout_try_on_answers_at_the_photos_size_and_keeps_its_pixels_outside_the_change(prepared_real_pair,
+                                                                                                layout_module):
     import tensorflow as tf
 
-    from viton_tf.layout import load_layout_nets
-    from viton_tf.tryon import TryOnModule, layout_tryon
+    from viton_tf.tryon import layout_tryon
 
     person, cloth, inputs = prepared_real_pair
-    module = TryOnModule(256, 192, method="layout", layout_nets=load_layout_nets())
+    module = layout_module
     outputs = module.serving_default(**{name: tf.constant(value) for name, value in inputs.items()})
     result = tf.io.decode_png(outputs["tryon_png_bytes"][0]).numpy()
     photo = cv2.imread(str(person))[..., ::-1]
@@ -105,16 +114,13 @@ def mixed_world(tmp_path_factory):
     return out
 
 
-def test_a_lower_body_try_on_and_a_dress_on_a_real_photo(prepared_real_pair, mixed_world):
+def test_a_lower_body_try_on_and_a_dress_on_a_real_photo(prepared_real_pair, mixed_world, layout_module):
     """serving_category on a real photo: upper answers what serving_default answers, bit for bit; lower replaces
     the trousers only (the top, arms, face and hair are the photo's own pixels); a dress (bodice, then skirt)
     replaces the top and the shorts as one garment, face and hair kept; the category comes back."""
     import json
 
     import tensorflow as tf
-
-    from viton_tf.layout import load_layout_nets
-    from viton_tf.tryon import TryOnModule
 
     person, _, inputs = prepared_real_pair
     category_of = json.loads((mixed_world / "meta.json").read_text())["category_of"]
@@ -123,7 +129,7 @@ def test_a_lower_body_try_on_and_a_dress_on_a_real_photo(prepared_real_pair, mix
         stem = next(stem for stem, name in sorted(category_of.items()) if name == category)
         split = "train" if (mixed_world / "train" / "cloth" / f"{stem}.jpg").is_file() else "test"
         products[category] = (mixed_world / split / "cloth" / f"{stem}.jpg").read_bytes()
-    module = TryOnModule(256, 192, method="layout", layout_nets=load_layout_nets())
+    module = layout_module
     batch = {name: tf.constant(np.concatenate([value] * 3)) for name, value in inputs.items()}
     batch["cloth_image"] = tf.constant([inputs["cloth_image"][0], products["lower"], products["dress"]])
     outputs = module.serving_category(**batch, category=tf.constant(["upper", "lower", "dress"]))

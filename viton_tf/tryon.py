@@ -344,28 +344,28 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dic
     from its surroundings; every other pixel is the person's own. No appearance is learned. A dress on a photo
     that ends above the ankles is tried on as its bodice, then its skirt (`_dress_as_top_and_skirt`)."""
     category = tf.zeros(tf.shape(person)[:1], tf.int32) if category is None else category
-    args = (layout_nets, warp, representation, data)
+    # A dress on a photo cut above the ankles: its bodice goes through the one full pass as a top, and its skirt
+    # through a second pass that only places (no network, no warp), run when the batch holds such a dress. The
+    # other examples' inputs pass through unchanged, so their answer does not depend on their batch-mates.
     split = tf.equal(category, DRESS) & _ankles_out(keypoints, person.shape[1])
-    outputs = _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, *args, category)
-
-    def twice():  # the other examples keep the one-pass answer, bit for bit, whatever their batch-mates
-        dresses = _dress_as_top_and_skirt(person, cloth, cloth_mask, parsing, keypoints, *args)
-        return {name: tf.where(split[:, None, None, None], dresses[name], outputs[name]) for name in outputs}
-
-    return tf.cond(tf.reduce_any(split), twice, lambda: outputs)
-
-
-def _dress_as_top_and_skirt(person, cloth, cloth_mask, parsing, keypoints, layout_nets, warp, representation,
-                            data) -> dict:
-    """A dress try-on (of every example, all dresses) in two passes: the bodice as an upper-body garment, then
-    the skirt as a lower-body one on that result, its waistband on the bodice's hem (as wide as the bodice's
-    torso there)."""
-    args = (layout_nets, warp, representation, data)
-    height = person.shape[1]
+    chosen = split[:, None, None, None]
     bodice, skirt = _dress_halves(cloth_mask)
     bodice_photo, bodice = _reframed(cloth, bodice)  # a top that fills its photo, as the upper network knows them
-    upper, lower = (tf.fill(tf.shape(person)[:1], CATEGORY_NAMES.index(name)) for name in ("upper", "lower"))
-    first = _layout_tryon_once(person, bodice_photo, bodice, parsing, keypoints, *args, upper)
+    first = _layout_tryon_once(person, tf.where(chosen, bodice_photo, cloth), tf.where(chosen, bodice, cloth_mask),
+                               parsing, keypoints, layout_nets, warp, representation, data,
+                               tf.where(split, CATEGORY_NAMES.index("upper"), category))
+
+    def with_skirts():
+        dresses = _skirt_under_bodice(first, cloth, skirt, parsing, keypoints, representation, data)
+        return {name: tf.where(chosen, dresses[name], first[name]) for name in first}
+
+    return tf.cond(tf.reduce_any(split), with_skirts, lambda: first)
+
+
+def _skirt_under_bodice(first: dict, cloth, skirt, parsing, keypoints, representation, data) -> dict:
+    """The second pass of a dress: its skirt (the product's mask below the cut) placed as a lower-body garment on
+    the bodice's try-on `first`, its waistband on the bodice's hem and as wide as the bodice's torso there."""
+    height = cloth.shape[1]
     garment, skin, changed = (first[name][..., 0] > 0.5 for name in ("composition_mask", "skin_mask", "changed_mask"))
     x, y = keypoints[..., 0], keypoints[..., 1]
     seen = keypoints[..., 2] > 0
@@ -388,12 +388,14 @@ def _dress_as_top_and_skirt(person, cloth, cloth_mask, parsing, keypoints, layou
     # What the first pass drew, as the second pass's parsing: the bodice is the person's top (kept, so the skirt
     # goes under it and its sleeves), its new skin their arms (kept); below the bodice's hem and between its sides
     # (a bare midriff, a stray patch of bodice) and the rest it changed is free for the skirt to cover.
-    columns = tf.cast(tf.range(tf.shape(person)[2]), tf.float32)[None, None]
+    columns = tf.cast(tf.range(tf.shape(cloth)[2]), tf.float32)[None, None]
     below_hem = ((rows[:, :, None] > hem[:, None, None]) & (columns >= waist_left[:, None, None])
                  & (columns <= waist_right[:, None, None]))
     parsing = tf.where(below_hem & (garment | skin | changed), LIP.BACKGROUND, tf.where(
         garment, LIP.UPPER_CLOTHES, tf.where(skin, LIP.LEFT_ARM, tf.where(changed, LIP.BACKGROUND, parsing))))
-    second = _layout_tryon_once(first["tryon"], cloth, skirt, parsing, keypoints, *args, lower, waist)
+    lower = tf.fill(tf.shape(cloth)[:1], LOWER)
+    second = _layout_tryon_once(first["tryon"], cloth, skirt, parsing, keypoints, None, None, representation, data,
+                                lower, waist)
     covered = second["composition_mask"]
     both = {"tryon": second["tryon"],
             "warped_cloth": first["warped_cloth"] * (1.0 - covered) + second["warped_cloth"] * covered,
@@ -403,9 +405,10 @@ def _dress_as_top_and_skirt(person, cloth, cloth_mask, parsing, keypoints, layou
     return both
 
 
-def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dict, warp,
+def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dict | None, warp,
                        representation: RepresentationConfig, data: DataConfig, category, waist=None) -> dict:
-    """One pass of `layout_tryon` (`waist`: see _anchored_placement)."""
+    """One pass of `layout_tryon` (`waist`: see _anchored_placement). Without `layout_nets` every product is
+    placed by the body's anchors (a dress's skirt): no network and no warp run."""
     from viton_tf.layout import layout_inputs
     from viton_tf.warp.cloth_fixes import inpaint
 
@@ -414,7 +417,11 @@ def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_net
     # Shape-context matching needs the whole garment in the frame: a lower-body garment or a dress on a photo
     # that ends above the ankles (VITON-HD's end at the thighs) is placed by the body's anchors instead.
     anchored = (tf.not_equal(category, 0) & _ankles_out(keypoints, height))[:, None, None, None]
-    layout = _layout(layout_nets, layout_inputs(parsing, keypoints, cloth_mask, representation), category)
+    if layout_nets is None:
+        anchored = tf.ones_like(anchored)
+        layout = {"garment_mask": tf.zeros_like(cloth_mask), "skin_mask": tf.zeros_like(cloth_mask)}
+    else:
+        layout = _layout(layout_nets, layout_inputs(parsing, keypoints, cloth_mask, representation), category)
     placement = _anchored_placement(cloth_mask, parsing, keypoints, category, data, representation, waist)
     worn = category_mask(parsing, category, category_table("garment_labels", data, representation))
     # What a placed garment leaves uncovered of the old one is skin below the hips (legs), else what is behind.
@@ -445,9 +452,13 @@ def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_net
     # The product's own edge pixels are blended with its photo's white: its colours are spread from a pixel
     # inside, before the warp and again after it (over what the warp missed), so no white streaks are drawn.
     spread = _spread_colours(cloth, _erode(cloth_mask, edge), reach + edge)
-    warped_cloth, warped_mask = warp(spread, cloth_mask, new_garment, own_skin)
-    warped_cloth = tf.where(anchored, _place(spread, placement, 1.0), warped_cloth)
-    warped_mask = tf.where(anchored, _place(cloth_mask, placement, 0.0), warped_mask)
+    placed_cloth, placed_mask = _place(spread, placement, 1.0), _place(cloth_mask, placement, 0.0)
+    if layout_nets is None:
+        warped_cloth, warped_mask = placed_cloth, placed_mask
+    else:
+        warped_cloth, warped_mask = warp(spread, cloth_mask, new_garment, own_skin)
+        warped_cloth = tf.where(anchored, placed_cloth, warped_cloth)
+        warped_mask = tf.where(anchored, placed_mask, warped_mask)
     # The layout decides the garment's shape; the warp gives its texture, spread over what the warp missed.
     textured = tf.cast(warped_mask > 0.5, tf.float32) * new_garment
     warped_cloth = _spread_colours(warped_cloth, _erode(textured, edge), height // 16)
