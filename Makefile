@@ -18,11 +18,12 @@ venv: $(STAMP)
 demo: $(STAMP)
 	$(BIN)/viton-tf demo --out results --work work
 
+# Two pytest-xdist workers, a file's tests on one (tests/conftest.py builds the session fixtures once).
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile
 
 test-fast: $(STAMP)
-	$(BIN)/python -m pytest -q -m "not slow"
+	$(BIN)/python -m pytest -q -n 2 --dist loadfile -m "not slow"
 
 clean:
 	rm -rf $(VENV) work results .pytest_cache

@@ -32,6 +32,6 @@ setup(
         "tensorboard==2.21.0",  # TF 2.21 no longer pulls it in; the TensorBoard callback needs it
         "ai-edge-litert==2.3.0",  # runs the BlazePose/MediaPipe .tflite models of `viton-tf prepare`
     ],
-    extras_require={"test": ["pytest>=8"]},
+    extras_require={"test": ["pytest>=8", "pytest-xdist>=3.6", "filelock>=3.12"]},
     entry_points={"console_scripts": ["viton-tf=viton_tf.cli:main"]},
 )
