@@ -353,7 +353,7 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dic
     bodice_photo, bodice = _reframed(cloth, bodice)  # a top that fills its photo, as the upper network knows them
     first = _layout_tryon_once(person, tf.where(chosen, bodice_photo, cloth), tf.where(chosen, bodice, cloth_mask),
                                parsing, keypoints, layout_nets, warp, representation, data,
-                               tf.where(split, CATEGORY_NAMES.index("upper"), category))
+                               tf.where(split, CATEGORY_NAMES.index("upper"), category), arms_in_front=split)
 
     def with_skirts():
         dresses = _skirt_under_bodice(first, cloth, skirt, parsing, keypoints, representation, data)
@@ -406,9 +406,11 @@ def _skirt_under_bodice(first: dict, cloth, skirt, parsing, keypoints, represent
 
 
 def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dict | None, warp,
-                       representation: RepresentationConfig, data: DataConfig, category, waist=None) -> dict:
-    """One pass of `layout_tryon` (`waist`: see _anchored_placement). Without `layout_nets` every product is
-    placed by the body's anchors (a dress's skirt): no network and no warp run."""
+                       representation: RepresentationConfig, data: DataConfig, category, waist=None,
+                       arms_in_front=None) -> dict:
+    """One pass of `layout_tryon` (`waist`: see _anchored_placement; `arms_in_front` [B] bool: keep the bare
+    arms of these examples in front of the new garment). Without `layout_nets` every product is placed by the
+    body's anchors (a dress's skirt): no network and no warp run."""
     from viton_tf.layout import layout_inputs
     from viton_tf.warp.cloth_fixes import inpaint
 
@@ -443,10 +445,9 @@ def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_net
     skin_like = tf.cast(tf.norm(person - face_tone, axis=-1, keepdims=True) < SKIN_COLOUR_DISTANCE, tf.float32)
     limbs = skin_sources * (1.0 - label_mask(parsing, (LIP.NECK,)))
     own_skin = tf.maximum(kept, limbs * skin_like * skin)  # bare limbs the layout keeps bare stay, in front
-    # A placed dress has no sleeves fitted to the arms: bare arms stay in front of it.
-    bare_arms = label_mask(parsing, (LIP.LEFT_ARM, LIP.RIGHT_ARM)) * skin_like
-    placed_dress = anchored & tf.equal(category, DRESS)[:, None, None, None]
-    own_skin = tf.maximum(own_skin, tf.cast(placed_dress, tf.float32) * bare_arms)
+    if arms_in_front is not None:  # a dress's bodice: the person's bare arms stay in front of it
+        bare_arms = label_mask(parsing, (LIP.LEFT_ARM, LIP.RIGHT_ARM)) * skin_like
+        own_skin = tf.maximum(own_skin, tf.cast(arms_in_front, tf.float32)[:, None, None, None] * bare_arms)
     # The old garment, a pixel wider (no ring survives at its border), with the sleeves parsed as limbs.
     old_garment = tf.maximum(_dilate(worn, edge), limbs * (1.0 - skin_like)) * (1.0 - own_skin)
     # The product's own edge pixels are blended with its photo's white: its colours are spread from a pixel
