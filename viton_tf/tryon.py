@@ -158,15 +158,13 @@ def _smooth_outline(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 # on the synthetic world's full-length bodies: VITON-HD-style photos end at the thighs, so most of a pair of
 # trousers lies outside the frame, and only a uniform scale keeps the product's proportions (and its print).
 # Trousers and skirts: the product's waistband on the top of the worn lower garment (else a little above the
-# hips), as wide as the garment's top rows. Dresses are cut at the product's waist: the bodice is tried on as a
+# hips), as wide as the garment's top rows. Dresses are cut at half the product's height: the bodice is tried on as a
 # top (the upper layout network and the shape-context warp fit it to the torso and arms), and the skirt is then
 # placed as a lower-body garment whose waistband is the new bodice's hem (`_dress_as_top_and_skirt`).
 LOWER, DRESS = CATEGORY_NAMES.index("lower"), CATEGORY_NAMES.index("dress")
 WAIST_BAND = 0.03  # of the height: the rows whose widths are averaged at a top edge
 HIP_WAIST_WIDTH, HIP_WAIST_RISE = 1.8, 0.2  # without a worn lower garment: waist width and rise, x hip distance
 CHEST_SHARE = 0.3  # the chest row: this share of the way from the shoulders to the hips
-SHOULDER_RISE = 0.0  # of the height: a dress's top edge above the shoulder keypoints
-SHOULDER_WIDTH = 1.3  # x the shoulder distance: the first guess at a dress's width at its top tenth
 
 
 def _row_extents(mask: tf.Tensor):
@@ -209,17 +207,16 @@ def _span_around(mask: tf.Tensor, centre: tf.Tensor):
 
 def _anchored_placement(cloth_mask, parsing, keypoints, category, data: DataConfig,
                         representation: RepresentationConfig, waist=None) -> tf.Tensor:
-    """[B, 8] projective transforms (output pixel -> product pixel) that place each product on the body: for
-    a lower-body garment by its waistband, for a dress by its top and chest width; upper gets the identity.
-    `waist` (y, centre, width [B], where width > 0) overrides where a lower-body garment's waistband goes."""
+    """[B, 8] projective transforms (output pixel -> product pixel) that place a lower-body garment (or a
+    dress's skirt) on the body by its waistband; the other categories get the identity. `waist` (y, centre,
+    width [B], where width > 0) overrides where the waistband goes."""
     height = cloth_mask.shape[1]
     rows = max(1, round(WAIST_BAND * height))
     left, right = _row_extents(cloth_mask)
     product_top = _top_row(cloth_mask, 0.0)
     product_width = tf.maximum(_band(right - left + 1.0, product_top, rows), 1.0)
     product_centre = _band((left + right) / 2.0, product_top, rows)
-    x, y, seen = keypoints[..., 0], keypoints[..., 1], keypoints[..., 2] > 0
-    hips_seen = seen[:, 8] & seen[:, 11]
+    x, y = keypoints[..., 0], keypoints[..., 1]
     hip_distance = tf.abs(x[:, 8] - x[:, 11])
     # Lower: the worn lower garment's top rows, else the hips.
     worn = label_mask(parsing, CATEGORIES["lower"].garment_labels)
@@ -234,30 +231,12 @@ def _anchored_placement(cloth_mask, parsing, keypoints, category, data: DataConf
         waist_y, waist_centre, waist_width = (tf.where(given, value, default) for value, default in
                                               zip(waist, (waist_y, waist_centre, waist_width)))
     lower_scale = tf.maximum(waist_width, 1.0) / product_width
-    # Dress: the shoulders, and the worn top's width at the chest row (two fixed-point steps on the scale).
-    shoulder_y = (y[:, 2] + y[:, 5]) / 2.0 - SHOULDER_RISE * height
-    centre = tf.where(seen[:, 1], x[:, 1], (x[:, 2] + x[:, 5]) / 2.0)
-    hip_y = tf.where(hips_seen, (y[:, 8] + y[:, 11]) / 2.0, shoulder_y + 0.35 * height)
-    chest_y = shoulder_y + CHEST_SHARE * (hip_y - shoulder_y)
-    top = label_mask(parsing, CATEGORIES["upper"].garment_labels + (LIP.DRESS,))
-    top_left, top_right = _row_extents(top)
-    chest_width = _band(top_right - top_left + 1.0, chest_y, rows)
-    shoulder_width = SHOULDER_WIDTH * tf.abs(x[:, 2] - x[:, 5])
-    dress_scale = shoulder_width / tf.maximum(_band(right - left + 1.0, product_top + 0.1 * height, rows), 1.0)
-    for _ in range(2):
-        product_row = product_top + (chest_y - shoulder_y) / dress_scale
-        width_there = tf.maximum(_band(right - left + 1.0, product_row, rows), 1.0)
-        dress_scale = tf.where(chest_width > 1.0, chest_width / width_there, dress_scale)
-    lower, dress = tf.equal(category, LOWER), tf.equal(category, DRESS)
-    scale = tf.where(lower, lower_scale, tf.where(dress, dress_scale, 1.0))
-    body_x = tf.where(lower, waist_centre, centre)
-    body_y = tf.where(lower, waist_y, shoulder_y)
-    anchored = lower | dress
-    # output (x, y) -> product (product_centre + (x - body_x) / scale, product_top + (y - body_y) / scale)
-    inverse = tf.where(anchored, 1.0 / tf.maximum(scale, 1e-3), 1.0)
+    anchored = tf.equal(category, LOWER)
+    # output (x, y) -> product (product_centre + (x - waist_centre) / scale, product_top + (y - waist_y) / scale)
+    inverse = tf.where(anchored, 1.0 / tf.maximum(lower_scale, 1e-3), 1.0)
     zero = tf.zeros_like(inverse)
-    shift_x = tf.where(anchored, product_centre - body_x * inverse, 0.0)
-    shift_y = tf.where(anchored, product_top - body_y * inverse, 0.0)
+    shift_x = tf.where(anchored, product_centre - waist_centre * inverse, 0.0)
+    shift_y = tf.where(anchored, product_top - waist_y * inverse, 0.0)
     return tf.stack([inverse, zero, shift_x, zero, inverse, shift_y, zero, zero], axis=1)
 
 
