@@ -160,7 +160,7 @@ def _smooth_outline(mask: tf.Tensor, size: tf.Tensor) -> tf.Tensor:
 # Trousers and skirts: the product's waistband on the top of the worn lower garment (else a little above the
 # hips), as wide as the garment's top rows. Dresses are cut at half the product's height: the bodice is tried on as a
 # top (the upper layout network and the shape-context warp fit it to the torso and arms), and the skirt is then
-# placed as a lower-body garment whose waistband is the new bodice's hem (`_dress_as_top_and_skirt`).
+# placed as a lower-body garment whose waistband is the new bodice's hem (`_skirt_under_bodice`).
 LOWER, DRESS = CATEGORY_NAMES.index("lower"), CATEGORY_NAMES.index("dress")
 WAIST_BAND = 0.03  # of the height: the rows whose widths are averaged at a top edge
 HIP_WAIST_WIDTH, HIP_WAIST_RISE = 1.8, 0.2  # without a worn lower garment: waist width and rise, x hip distance
@@ -184,6 +184,15 @@ def _band(values: tf.Tensor, row: tf.Tensor, rows: int) -> tf.Tensor:
     return tf.reduce_mean(tf.gather(values, index, batch_dims=1), axis=1)
 
 
+def _rows_spanned(mask: tf.Tensor):
+    """mask [B, H, W, 1] -> (top, bottom) [B]: its first and last rows with a pixel (H and -1 where empty)."""
+    height = mask.shape[1]
+    rows = tf.cast(tf.range(height), tf.float32)[None]
+    filled = tf.reduce_sum(mask[..., 0], axis=2) > 0
+    return (tf.reduce_min(tf.where(filled, rows, float(height)), axis=1),
+            tf.reduce_max(tf.where(filled, rows, -1.0), axis=1))
+
+
 def _top_row(mask: tf.Tensor, share: float = 0.3) -> tf.Tensor:
     """The first row whose width reaches `share` of the widest row's, per example [B] (float)."""
     widths = tf.reduce_sum(mask[..., 0], axis=2)
@@ -205,8 +214,7 @@ def _span_around(mask: tf.Tensor, centre: tf.Tensor):
     return tf.where(at_centre, left, 1.0), tf.where(at_centre, right, 0.0)
 
 
-def _anchored_placement(cloth_mask, parsing, keypoints, category, data: DataConfig,
-                        representation: RepresentationConfig, waist=None) -> tf.Tensor:
+def _anchored_placement(cloth_mask, parsing, keypoints, category, waist=None) -> tf.Tensor:
     """[B, 8] projective transforms (output pixel -> product pixel) that place a lower-body garment (or a
     dress's skirt) on the body by its waistband; the other categories get the identity. `waist` (y, centre,
     width [B], where width > 0) overrides where the waistband goes."""
@@ -279,11 +287,8 @@ DRESS_BODICE_SHARE = 0.5
 
 def _dress_halves(cloth_mask: tf.Tensor):
     """A dress product's mask [B, H, W, 1] cut DRESS_BODICE_SHARE of its height from its top: (bodice, skirt)."""
-    height = cloth_mask.shape[1]
-    rows = tf.cast(tf.range(height), tf.float32)[None]
-    filled = tf.reduce_sum(cloth_mask[..., 0], axis=2) > 0  # [B, H]
-    top = tf.reduce_min(tf.where(filled, rows, float(height)), axis=1)
-    bottom = tf.reduce_max(tf.where(filled, rows, -1.0), axis=1)
+    rows = tf.cast(tf.range(cloth_mask.shape[1]), tf.float32)[None]
+    top, bottom = _rows_spanned(cloth_mask)
     cut = top + DRESS_BODICE_SHARE * (bottom - top)
     above = tf.cast(rows < cut[:, None], tf.float32)[:, :, None, None]
     return cloth_mask * above, cloth_mask * (1.0 - above)
@@ -297,10 +302,8 @@ def _reframed(cloth: tf.Tensor, mask: tf.Tensor):
     the photo, as a whole garment fills its product photo (white outside the part)."""
     height, width = mask.shape[1], mask.shape[2]
     left, right = _row_extents(mask)
-    rows = tf.cast(tf.range(height), tf.float32)[None]
     filled = right >= left
-    top = tf.reduce_min(tf.where(filled, rows, float(height)), axis=1)
-    bottom = tf.reduce_max(tf.where(filled, rows, -1.0), axis=1)
+    top, bottom = _rows_spanned(mask)
     first = tf.reduce_min(tf.where(filled, left, float(width)), axis=1)
     last = tf.reduce_max(tf.where(filled, right, -1.0), axis=1)
     room = 1.0 - 2.0 * PRODUCT_MARGIN
@@ -321,7 +324,7 @@ def layout_tryon(person, cloth, cloth_mask, parsing, keypoints, layout_nets: dic
     category_ids; None: all upper) decides the new garment's shape and the newly exposed skin; the product is
     warped onto that shape; skin is filled with the person's own tone and what the old garment leaves uncovered
     from its surroundings; every other pixel is the person's own. No appearance is learned. A dress on a photo
-    that ends above the ankles is tried on as its bodice, then its skirt (`_dress_as_top_and_skirt`)."""
+    that ends above the ankles is tried on as its bodice, then its skirt (`_skirt_under_bodice`)."""
     category = tf.zeros(tf.shape(person)[:1], tf.int32) if category is None else category
     # A dress on a photo cut above the ankles: its bodice goes through the one full pass as a top, and its skirt
     # through a second pass that only places (no network, no warp), run when the batch holds such a dress. The
@@ -403,7 +406,7 @@ def _layout_tryon_once(person, cloth, cloth_mask, parsing, keypoints, layout_net
         layout = {"garment_mask": tf.zeros_like(cloth_mask), "skin_mask": tf.zeros_like(cloth_mask)}
     else:
         layout = _layout(layout_nets, layout_inputs(parsing, keypoints, cloth_mask, representation), category)
-    placement = _anchored_placement(cloth_mask, parsing, keypoints, category, data, representation, waist)
+    placement = _anchored_placement(cloth_mask, parsing, keypoints, category, waist)
     worn = category_mask(parsing, category, category_table("garment_labels", data, representation))
     # What a placed garment leaves uncovered of the old one is skin below the hips (legs), else what is behind.
     hips = tf.where(keypoints[:, 8, 2] * keypoints[:, 11, 2] > 0, (keypoints[:, 8, 1] + keypoints[:, 11, 1]) / 2.0,
